@@ -1,0 +1,12 @@
+// Registration hooks: each kernel file defines one `register_*` function that adds its kernels to
+// the module. To add a kernel file, declare its hook here and call it in register_kernels below.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace tinyllm {
+
+inline void register_kernels(pybind11::module_& m) {
+    (void)m;
+}
+
+}  // namespace tinyllm

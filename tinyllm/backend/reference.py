@@ -1,0 +1,234 @@
+"""The reference backend: every kernel of the contract in short, vectorised NumPy.
+
+This file is the definition. Each compiled backend (cpu.py over tinyllm._C, later cuda.py) exposes
+the same functions with the same signatures and is tested against these. Conventions:
+
+- Arrays in, arrays out. Forward and backward are separate kernels; a forward returns what its
+  backward needs (e.g. layernorm's mean and rstd, attention's logsumexp).
+- Reductions run over the last axis; leading axes are rows.
+- Computation happens in the input's dtype (float32 or float64); the op layer upcasts float16 and
+  bfloat16 storage before it calls a kernel.
+- Attention tensors are (B, H, T, D). `causal` lets query i see keys j <= i + (S - T), where T is
+  the number of queries and S the number of keys (so a query block at the end of a longer key
+  sequence, as in a KV cache, sees everything before it).
+"""
+import math
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------------------------
+# matmul
+
+
+def matmul(a, b, trans_a=False, trans_b=False):
+    """C = op(A) @ op(B), batched over leading axes (broadcast as in np.matmul).
+
+    op(X) is X or X transposed over its last two axes. A backward pass needs the transposed forms:
+    for C = A @ B, dA = dC @ B^T and dB = A^T @ dC.
+    """
+    if trans_a:
+        a = np.swapaxes(a, -1, -2)
+    if trans_b:
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b)
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax
+
+
+def softmax_forward(x):
+    """y = exp(x - max x) / sum exp(x - max x) over the last axis."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(dy, y):
+    """dx = y * (dy - sum(dy * y)), the Jacobian-vector product of softmax."""
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_forward(x):
+    """y = x - logsumexp(x) over the last axis."""
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_backward(dy, y):
+    """dx = dy - softmax(x) * sum(dy), with softmax(x) = exp(y)."""
+    return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# normalisation
+
+
+def layernorm_forward(x, w, b, eps):
+    """y = (x - mean) * rstd * w + b, rstd = 1 / sqrt(var + eps); returns (y, mean, rstd).
+
+    mean and rstd have x's shape without the last axis; b may be None.
+    """
+    mean = x.mean(axis=-1)
+    xc = x - mean[..., None]
+    rstd = 1.0 / np.sqrt((xc * xc).mean(axis=-1) + eps)
+    y = xc * rstd[..., None] * w
+    if b is not None:
+        y = y + b
+    return y, mean, rstd
+
+
+def layernorm_backward(dy, x, w, mean, rstd):
+    """With xhat = (x - mean) * rstd and g = dy * w:
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw = sum_rows(dy * xhat),  db = sum_rows(dy).
+    """
+    xhat = (x - mean[..., None]) * rstd[..., None]
+    g = dy * w
+    dx = rstd[..., None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    rows = tuple(range(x.ndim - 1))
+    return dx, (dy * xhat).sum(axis=rows), dy.sum(axis=rows)
+
+
+def rmsnorm_forward(x, w, eps):
+    """y = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps); returns (y, rstd)."""
+    rstd = 1.0 / np.sqrt((x * x).mean(axis=-1) + eps)
+    return x * rstd[..., None] * w, rstd
+
+
+def rmsnorm_backward(dy, x, w, rstd):
+    """With xhat = x * rstd and g = dy * w:  dx = rstd * (g - xhat * mean(g * xhat)),  dw = sum_rows(dy * xhat)."""
+    xhat = x * rstd[..., None]
+    g = dy * w
+    dx = rstd[..., None] * (g - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return dx, (dy * xhat).sum(axis=tuple(range(x.ndim - 1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# activations
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def gelu_forward(x, approximate="none"):
+    """GELU. "none": x * Phi(x) with Phi the normal CDF, 0.5 * (1 + erf(x / sqrt 2)).
+    "tanh": 0.5 * x * (1 + tanh(u)), u = sqrt(2/pi) * (x + 0.044715 x^3)  (GPT-2's form)."""
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(x.dtype))
+
+
+def gelu_backward(dy, x, approximate="none"):
+    """"none": dx = dy * (Phi(x) + x * phi(x)), phi the normal density.
+    "tanh": dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) du/dx), t = tanh(u), du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
+    if approximate == "tanh":
+        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+        du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+        return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+    cdf = 0.5 * (1.0 + _erf(x / math.sqrt(2.0)).astype(x.dtype))
+    pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    return dy * (cdf + x * pdf)
+
+
+def silu_forward(x):
+    """y = x * sigmoid(x)."""
+    return x / (1.0 + np.exp(-x))
+
+
+def silu_backward(dy, x):
+    """dx = dy * s * (1 + x (1 - s)), s = sigmoid(x)."""
+    s = 1.0 / (1.0 + np.exp(-x))
+    return dy * s * (1.0 + x * (1.0 - s))
+
+
+# ----------------------------------------------------------------------------------------------
+# attention
+
+
+def _causal_mask(T, S):
+    """True where query i may NOT see key j: j > i + (S - T)."""
+    return np.arange(S)[None, :] > np.arange(T)[:, None] + (S - T)
+
+
+def attention_forward(q, k, v, causal, scale):
+    """o = softmax(q k^T * scale + mask) v over (B, H, T, D) tensors; returns (o, lse).
+
+    lse (B, H, T) is the log-sum-exp of each row of masked scores, all the backward needs to rebuild
+    the probabilities without storing them.
+    """
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
+    if causal:
+        s = np.where(_causal_mask(q.shape[-2], k.shape[-2]), -np.inf, s)
+    m = s.max(axis=-1, keepdims=True)
+    lse = m + np.log(np.exp(s - m).sum(axis=-1, keepdims=True))
+    p = np.exp(s - lse)
+    return np.matmul(p, v), lse[..., 0]
+
+
+def attention_backward(do, q, k, v, o, lse, causal, scale):
+    """With P = exp(S - lse) rebuilt from the saved lse:
+    dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K * scale,  dK = dS^T Q * scale.
+    """
+    s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
+    if causal:
+        s = np.where(_causal_mask(q.shape[-2], k.shape[-2]), -np.inf, s)
+    p = np.exp(s - lse[..., None])
+    dv = np.matmul(np.swapaxes(p, -1, -2), do)
+    dp = np.matmul(do, np.swapaxes(v, -1, -2))
+    ds = p * (dp - (do * o).sum(axis=-1, keepdims=True))
+    dq = np.matmul(ds, k) * scale
+    dk = np.matmul(np.swapaxes(ds, -1, -2), q) * scale
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-entropy fused with log-softmax
+
+
+def cross_entropy_forward(logits, targets, ignore_index=-100):
+    """losses[n] = lse(logits[n]) - logits[n, targets[n]] for (N, V) logits; 0 where targets[n] == ignore_index.
+
+    Returns (losses, lse); reduction (mean over non-ignored rows, or sum) belongs to the op.
+    """
+    m = logits.max(axis=-1, keepdims=True)
+    lse = (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))[:, 0]
+    keep = targets != ignore_index
+    picked = np.take_along_axis(logits, np.where(keep, targets, 0)[:, None], axis=-1)[:, 0]
+    return np.where(keep, lse - picked, 0.0).astype(logits.dtype), lse
+
+
+def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100):
+    """dlogits[n] = dlosses[n] * (softmax(logits[n]) - onehot(targets[n])); 0 rows where ignored."""
+    keep = targets != ignore_index
+    g = np.exp(logits - lse[:, None])
+    g[np.arange(len(targets)), np.where(keep, targets, 0)] -= 1.0
+    return g * np.where(keep, dlosses, 0.0)[:, None].astype(logits.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# embedding
+
+
+def embedding_backward(dy, idx, num_embeddings):
+    """dW[i] = sum of dy rows whose index is i (a scatter-add); dy is (N, D), idx is (N,)."""
+    dw = np.zeros((num_embeddings, dy.shape[-1]), dtype=dy.dtype)
+    np.add.at(dw, idx, dy)
+    return dw
+
+
+# ----------------------------------------------------------------------------------------------
+# optimizer
+
+
+def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step):
+    """One AdamW step, in place, in the order PyTorch computes it (so results agree to rounding):
+
+    p *= 1 - lr * wd;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    """
+    param *= 1.0 - lr * weight_decay
+    exp_avg += (1.0 - beta1) * (grad - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1.0 - beta2) * grad * grad
+    denom = np.sqrt(exp_avg_sq) / math.sqrt(1.0 - beta2**step) + eps
+    param -= (lr / (1.0 - beta1**step)) * exp_avg / denom
