@@ -1,0 +1,34 @@
+"""The `tinyllm` command. Each command group lives beside the code it drives and registers itself
+here through an `add_commands(subparsers)` function; this file only lists the groups."""
+import argparse
+import importlib
+import sys
+
+# Modules that define `add_commands(subparsers)`; each adds its subcommands with `set_defaults(run=fn)`.
+COMMAND_MODULES = [
+]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tinyllm", description="Build, train and run a small GPT from scratch.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except (ValueError, FileNotFoundError, OSError) as err:  # user errors: one clear line, no traceback
+        print(f"tinyllm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
