@@ -1,0 +1,105 @@
+"""The autograd engine's contract: accumulation, graph freeing, no_grad, detach, dtypes."""
+import numpy as np
+import pytest
+
+import tinyllm
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = tinyllm.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
+
+
+def test_a_tensor_used_twice_gets_both_gradients():
+    x = tinyllm.tensor([2.0], requires_grad=True)
+    y = x * x + x  # x feeds Mul twice and Add once
+    y.backward(tinyllm.tensor([1.0]))
+    np.testing.assert_allclose(x.grad.numpy(), [2 * 2.0 + 1])
+
+
+def test_saved_activations_are_freed_after_backward():
+    x = tinyllm.tensor([0.5, 1.5], requires_grad=True)
+    y = x.exp()
+    node = y._node
+    y.sum().backward()
+    assert node.ctx._saved == ()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.sum().backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = tinyllm.tensor([0.5, 1.5], requires_grad=True)
+    y = x.exp().sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp([0.5, 1.5]), rtol=1e-6)
+
+
+def test_no_grad_records_nothing_and_detach_cuts_the_graph():
+    x = tinyllm.tensor([1.0], requires_grad=True)
+    with tinyllm.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y._node is None
+    z = (x * 2).detach()
+    assert not z.requires_grad and z.is_leaf
+    assert tinyllm.is_grad_enabled()
+
+
+def test_no_grad_works_as_a_decorator():
+    @tinyllm.no_grad()
+    def f(x):
+        return x * 2
+    assert not f(tinyllm.tensor([1.0], requires_grad=True)).requires_grad
+
+
+def test_deep_graph_does_not_hit_the_recursion_limit():
+    x = tinyllm.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0])
+
+
+def test_broadcast_gradient_has_the_input_shape():
+    a = tinyllm.randn(4, 1, 3, requires_grad=True)
+    b = tinyllm.randn(5, 1, requires_grad=True)
+    (a * b).sum().backward()
+    assert a.grad.shape == (4, 1, 3) and b.grad.shape == (5, 1)
+    np.testing.assert_allclose(b.grad.numpy(), np.broadcast_to(a.data.sum(axis=(0, 2)).sum(), (5, 1)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_storage_computes_in_float32_and_stores_half(dtype):
+    x = tinyllm.randn(4, 8).to(dtype).requires_grad_()
+    w = tinyllm.randn(8, 3).to(dtype).requires_grad_()
+    y = tinyllm.nn.functional.gelu(x @ w)
+    assert y.dtype == tinyllm.dtypes.as_dtype(dtype)
+    y.sum().backward()
+    assert x.grad.dtype == x.dtype and w.grad.dtype == w.dtype
+    ref = x.data.astype(np.float32) @ w.data.astype(np.float32)
+    np.testing.assert_allclose(y.data.astype(np.float32), tinyllm.backend.reference.gelu_forward(ref), rtol=2e-2, atol=2e-2)
+
+
+def test_cast_passes_gradients_back_in_the_source_dtype():
+    x = tinyllm.randn(3, requires_grad=True)
+    y = x.double() * 2.0
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+
+
+def test_clear_errors():
+    with pytest.raises(RuntimeError, match="non-scalar"):
+        tinyllm.randn(3, requires_grad=True).exp().backward()
+    with pytest.raises(TypeError, match="floating-point"):
+        tinyllm.tensor([1, 2], requires_grad=True)
+    with pytest.raises(ValueError, match="don't fit"):
+        tinyllm.randn(2, 3) @ tinyllm.randn(4, 5)
+    with pytest.raises(ValueError, match="can't reshape"):
+        tinyllm.randn(2, 3).reshape(4, 2)
+    with pytest.raises(RuntimeError, match="in place"):
+        tinyllm.randn(3, requires_grad=True).zero_()

@@ -1,0 +1,62 @@
+"""The PyTorch-shaped Tensor API: creation, dtypes, indexing, comparisons, conversion."""
+import numpy as np
+import pytest
+
+import tinyllm
+
+
+def test_creation_functions_and_default_dtypes():
+    assert tinyllm.tensor([1.0, 2.0]).dtype == np.float32
+    assert tinyllm.tensor([1, 2]).dtype == np.int64
+    assert tinyllm.tensor(np.zeros(2)).dtype == np.float64  # NumPy arrays keep their dtype
+    assert tinyllm.zeros(2, 3).shape == (2, 3) and tinyllm.ones((4,)).data.sum() == 4
+    assert tinyllm.arange(5).tolist() == [0, 1, 2, 3, 4] and tinyllm.arange(5).dtype == np.int64
+    assert tinyllm.arange(0, 1, 0.25).dtype == np.float32
+    assert tinyllm.full((2,), 7.0).tolist() == [7.0, 7.0]
+    assert tinyllm.randn(3, 4, dtype="bfloat16").dtype == tinyllm.bfloat16
+
+
+def test_manual_seed_makes_randn_reproducible():
+    tinyllm.manual_seed(42)
+    a = tinyllm.randn(5)
+    tinyllm.manual_seed(42)
+    np.testing.assert_array_equal(a.numpy(), tinyllm.randn(5).numpy())
+
+
+def test_rng_state_round_trips():
+    state = tinyllm.get_rng_state()
+    a = tinyllm.rand(3)
+    tinyllm.set_rng_state(state)
+    np.testing.assert_array_equal(a.numpy(), tinyllm.rand(3).numpy())
+
+
+def test_indexing_comparisons_and_item():
+    x = tinyllm.arange(12).reshape(3, 4)
+    assert x[1, 2].item() == 6
+    assert x[tinyllm.tensor([2, 0])].shape == (2, 4)
+    assert (x > 5).dtype == np.bool_ and int((x > 5).numpy().sum()) == 6
+    assert x.max().item() == 11
+    values, indices = tinyllm.tensor([[1.0, 5.0, 2.0]]).max(dim=1)
+    assert values.tolist() == [5.0] and indices.tolist() == [1]
+
+
+def test_numpy_refuses_a_tensor_that_requires_grad():
+    x = tinyllm.randn(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="detach"):
+        x.numpy()
+    assert x.detach().numpy().shape == (2,)
+
+
+def test_shape_helpers():
+    x = tinyllm.randn(2, 3, 4)
+    assert x.unsqueeze(1).shape == (2, 1, 3, 4) and x.unsqueeze(-1).shape == (2, 3, 4, 1)
+    assert x.flatten(1).shape == (2, 12) and x.T.shape == (4, 3, 2) and x.mT.shape == (2, 4, 3)
+    assert x[:, :1].squeeze(1).shape == (2, 4)
+    assert x[:, :1].expand(2, 5, 4).shape == (2, 5, 4) and x.view(-1).shape == (24,)
+
+
+def test_where_and_scalar_dtype_rules():
+    a = tinyllm.randn(3).half()
+    assert (a * 2.5).dtype == np.float16  # a Python scalar does not promote the tensor
+    w = tinyllm.where(tinyllm.tensor([True, False, True]), tinyllm.ones(3), 0.0)
+    assert w.tolist() == [1.0, 0.0, 1.0]

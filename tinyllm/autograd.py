@@ -1,0 +1,179 @@
+"""Reverse-mode automatic differentiation.
+
+Every differentiable operation is a `Function` with a `forward(ctx, *arrays)` that computes the
+result from plain arrays and a `backward(ctx, grad)` that turns the gradient of the result into the
+gradients of the inputs. `Function.apply` runs forward on Tensors and, when a gradient is needed,
+records a `Node` on the output: the function, its context (what forward saved) and its input Tensors.
+
+`backward` walks those nodes from the loss in reverse topological order, adds up each Tensor's
+gradient from all its uses, hands it to the node's backward, frees what the node saved, and
+accumulates the gradients of leaf Tensors (parameters) into `.grad`.
+
+float16/bfloat16 inputs are upcast to float32 for the computation, and results and gradients are
+rounded back to the storage dtype, so no op needs to know about half precision.
+"""
+import contextlib
+import threading
+
+import numpy as np
+
+from . import dtypes
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "grad_enabled", True)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.previous = is_grad_enabled()
+        _state.grad_enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.grad_enabled = self.previous
+        return False
+
+
+def no_grad():
+    """Context manager and decorator: no graph is recorded inside (for evaluation and updates)."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    return _GradMode(True)
+
+
+class Context:
+    """What a Function's forward leaves for its backward."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self._saved = ()
+        self._freed = False
+
+    def save_for_backward(self, *arrays):
+        self._saved = arrays
+
+    @property
+    def saved(self):
+        if self._freed:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time: its saved activations were freed "
+                "after the first backward. Call .backward(retain_graph=True) the first time if you need it twice.")
+        return self._saved
+
+    def free(self):
+        self._saved = ()
+        self._freed = True
+
+
+class Node:
+    """One recorded application of a Function: the graph edge from an output to its inputs."""
+
+    __slots__ = ("function", "ctx", "inputs")
+
+    def __init__(self, function, ctx, inputs):
+        self.function, self.ctx, self.inputs = function, ctx, inputs
+
+
+class Function:
+    """Base class of differentiable ops. Subclasses define static forward(ctx, ...) and backward(ctx, grad).
+
+    backward returns one gradient (an array or None) per Tensor argument of forward, in order.
+    """
+
+    rounds_to_storage_dtype = True  # results of float16/bfloat16 inputs are rounded back to that dtype
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        from .tensor import Tensor
+
+        inputs = [a for a in args if isinstance(a, Tensor)]
+        needs = tuple(t.requires_grad for t in inputs)
+        ctx = Context(needs)
+        out_dtype = next((t.dtype for t in inputs if t.dtype in dtypes._HALF), None)
+        arrays = [_upcast(a.data) if isinstance(a, Tensor) else a for a in args]
+        out = cls.forward(ctx, *arrays, **kwargs)
+        if out_dtype is not None and cls.rounds_to_storage_dtype and dtypes.is_floating(out.dtype):
+            out = out.astype(out_dtype)
+        requires_grad = is_grad_enabled() and any(needs) and dtypes.is_floating(out.dtype)
+        result = Tensor._wrap(out, requires_grad=requires_grad)
+        if requires_grad:
+            result._node = Node(cls, ctx, inputs)
+        return result
+
+
+def _upcast(array):
+    return array.astype(dtypes.float32) if array.dtype in dtypes._HALF else array
+
+
+def _topological_order(root):
+    """Tensors reachable from root, each after every Tensor that uses it (iterative DFS)."""
+    order, visited, stack = [], set(), [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor._node is not None:
+            stack.extend((t, False) for t in tensor._node.inputs if t.requires_grad and id(t) not in visited)
+    return reversed(order)
+
+
+def backward(root, grad, retain_graph=False):
+    """Accumulate d(root)/d(leaf) * grad into every leaf's .grad."""
+    grads = {id(root): grad}
+    for tensor in _topological_order(root):
+        g = grads.pop(id(tensor), None)
+        if g is None:
+            continue
+        node = tensor._node
+        if node is None:  # a leaf: accumulate, in its own dtype, across backward calls
+            tensor._accumulate_grad(g)
+            continue
+        input_grads = node.function.backward(node.ctx, _upcast(g))
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(f"{node.function.__name__}.backward returned {len(input_grads)} gradients "
+                               f"for {len(node.inputs)} inputs")
+        if not retain_graph:
+            node.ctx.free()
+        for t, tg in zip(node.inputs, input_grads):
+            if tg is None or not t.requires_grad:
+                continue
+            if tg.shape != t.shape:
+                raise RuntimeError(f"{node.function.__name__}.backward gave a gradient of shape {tg.shape} "
+                                   f"for an input of shape {t.shape}")
+            tg = tg.astype(t.dtype, copy=False)
+            grads[id(t)] = tg if id(t) not in grads else grads[id(t)] + tg
+
+
+def unbroadcast(grad, shape):
+    """Sum grad over the axes that broadcasting added or stretched, so it takes `shape` again."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad

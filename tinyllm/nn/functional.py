@@ -1,0 +1,143 @@
+"""tinyllm.nn.functional: the differentiable ops of a GPT, named and ordered as torch.nn.functional,
+so a PyTorch snippet ports by changing its import."""
+import math
+
+import numpy as np
+
+from .. import dtypes
+from ..ops import activation, attention, dropout as _dropout, elementwise, embedding as _embedding, loss, matmul, norm, softmax as _softmax
+from ..tensor import Tensor
+
+
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias, weight of shape (out_features, in_features)."""
+    if input.shape[-1] != weight.shape[-1]:
+        raise ValueError(f"linear: input has {input.shape[-1]} features, weight expects {weight.shape[-1]} (weight shape {tuple(weight.shape)})")
+    return matmul.Linear.apply(input, weight, bias)
+
+
+def softmax(input, dim):
+    return _softmax.Softmax.apply(input, dim=dim)
+
+
+def log_softmax(input, dim):
+    return _softmax.LogSoftmax.apply(input, dim=dim)
+
+
+def _normalized_size(input, normalized_shape, name):
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) != 1 or input.shape[-1] != shape[0]:
+        raise ValueError(f"{name}: normalized_shape must be the size of the last axis ({input.shape[-1]}), got {shape}")
+    return shape[0]
+
+
+def _unit_weight(input, n):
+    return Tensor._wrap(np.ones(n, dtype=dtypes.compute_dtype(input.dtype)))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the last axis to zero mean and unit variance, then scale by weight and shift by bias."""
+    n = _normalized_size(input, normalized_shape, "layer_norm")
+    return norm.LayerNorm.apply(input, weight if weight is not None else _unit_weight(input, n), bias, eps=eps)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """Scale the last axis to unit root-mean-square, then by weight; eps defaults to the dtype's machine epsilon."""
+    n = _normalized_size(input, normalized_shape, "rms_norm")
+    eps = float(np.finfo(dtypes.compute_dtype(input.dtype)).eps) if eps is None else eps
+    return norm.RMSNorm.apply(input, weight if weight is not None else _unit_weight(input, n), eps=eps)
+
+
+def gelu(input, approximate="none"):
+    return activation.GELU.apply(input, approximate=approximate)
+
+
+def silu(input):
+    return activation.SiLU.apply(input)
+
+
+def relu(input):
+    return elementwise.Relu.apply(input)
+
+
+def sigmoid(input):
+    return elementwise.Sigmoid.apply(input)
+
+
+def tanh(input):
+    return elementwise.Tanh.apply(input)
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero elements with probability p while training (scaling the rest by 1/(1-p)); identity otherwise."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return _dropout.Dropout.apply(input, p=p)
+
+
+def embedding(input, weight):
+    """Rows of weight picked by the integer ids in input: output shape input.shape + (embedding_dim,)."""
+    ids = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= weight.shape[0]):
+        raise IndexError(f"embedding: ids must be in [0, {weight.shape[0]}), got min {ids.min()} and max {ids.max()}")
+    return _embedding.Embedding.apply(weight, idx=ids)
+
+
+def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
+    """Mean (or sum, or per-element) negative log-likelihood of target classes under softmax(input).
+
+    input: (N, C) logits, or (N, C, d1, ...) with classes on axis 1, or (C,); target: the class ids.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    targets = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold integer class ids, got dtype {targets.dtype}")
+    logits, out_shape = input, targets.shape
+    if input.ndim == 1:
+        logits = input.reshape(1, -1)
+    elif input.ndim > 2:  # classes on axis 1, as in PyTorch: move them last and flatten the rest
+        logits = input.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
+    if logits.shape[0] != targets.size:
+        raise ValueError(f"cross_entropy: {logits.shape[0]} rows of logits but {targets.size} targets "
+                         f"(input shape {tuple(input.shape)}, target shape {targets.shape})")
+    flat = targets.reshape(-1).astype(np.int64)
+    valid = flat[flat != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= logits.shape[1]):
+        raise IndexError(f"cross_entropy: targets must be in [0, {logits.shape[1]}) or ignore_index={ignore_index}, "
+                         f"got min {valid.min()} and max {valid.max()}")
+    out = loss.CrossEntropy.apply(logits, targets=flat, ignore_index=ignore_index, reduction=reduction)
+    return out.reshape(*out_shape) if reduction == "none" else out
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """softmax(query @ key^T * scale + mask) @ value over (..., L, E) query and (..., S, E) key/value.
+
+    Without a mask or dropout this is one fused kernel (no L x S matrix kept for backward). With an
+    attn_mask (bool: True = may attend; float: added to the scores) or dropout_p > 0 it is composed of
+    the differentiable ops above. Pass dropout_p=0 at evaluation, as with PyTorch.
+    """
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: shapes don't fit: query {tuple(query.shape)}, "
+                         f"key {tuple(key.shape)}, value {tuple(value.shape)}")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if attn_mask is None and dropout_p == 0.0:
+        lead = query.shape[:-2]
+        q, k, v = (t.reshape(-1, 1, *t.shape[-2:]) if t.ndim != 4 else t for t in (query, key, value))
+        out = attention.ScaledDotProductAttention.apply(q, k, v, causal=bool(is_causal), scale=float(scale))
+        return out if query.ndim == 4 else out.reshape(*lead, *out.shape[-2:])
+    scores = (query @ key.transpose(-2, -1)) * scale
+    L, S = query.shape[-2], key.shape[-2]
+    if is_causal:
+        scores = scores.masked_fill(np.arange(S)[None, :] > np.arange(L)[:, None] + (S - L), -np.inf)
+    if attn_mask is not None:
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        scores = scores.masked_fill(~mask, -np.inf) if mask.dtype == np.bool_ else scores + Tensor._wrap(mask.astype(scores.dtype))
+    probs = dropout(softmax(scores, dim=-1), dropout_p, training=dropout_p > 0)
+    return probs @ value

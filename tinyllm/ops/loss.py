@@ -1,0 +1,35 @@
+"""Cross-entropy fused with log-softmax, on the backend's kernels."""
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+
+
+class CrossEntropy(Function):
+    """loss_n = logsumexp(z_n) - z_n[t_n] over (N, V) logits z and targets t, reduced by mean (over the
+    rows whose target is not ignore_index), sum, or none;
+    dz_n = dloss_n * (softmax(z_n) - onehot(t_n)), zero for ignored rows."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, ignore_index=-100, reduction="mean"):
+        kernels = backend.for_array(logits)
+        losses, lse = kernels.cross_entropy_forward(logits, targets, ignore_index)
+        count = int((targets != ignore_index).sum())
+        ctx.args = ignore_index, reduction, count
+        ctx.save_for_backward(logits, targets, lse)
+        if reduction == "none":
+            return losses
+        total = losses.sum(dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):  # every row ignored: the mean is nan, as in PyTorch
+            return np.asarray(total / count if reduction == "mean" else total, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, targets, lse = ctx.saved
+        ignore_index, reduction, count = ctx.args
+        if reduction == "none":
+            dlosses = grad
+        else:
+            scale = grad / max(count, 1) if reduction == "mean" else grad
+            dlosses = np.full(targets.shape, scale, dtype=logits.dtype)
+        return backend.for_array(grad).cross_entropy_backward(dlosses, logits, targets, lse, ignore_index)
