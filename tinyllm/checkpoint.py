@@ -1,0 +1,105 @@
+"""Checkpoints: model and optimizer tensors in safetensors, everything else in JSON; nothing pickled.
+
+A run directory keeps one folder per saved step and a pointer to the newest:
+
+    run/checkpoints/step_000100/model.safetensors      parameters by name
+    run/checkpoints/step_000100/optimizer.safetensors  optimizer state arrays, "state.<i>.<name>"
+    run/checkpoints/step_000100/state.json             step, optimizer scalars and groups, RNG, loader, ...
+    run/checkpoints/latest                             "step_000100"
+
+Each step folder is written under a temporary name and renamed into place, and `latest` is replaced
+atomically after it, so a crash mid-save leaves the previous checkpoint as the latest one.
+"""
+import json
+import pathlib
+
+import numpy as np
+import safetensors.numpy
+
+from .atomic import atomic_path, atomic_write_text
+
+MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, LATEST = "model.safetensors", "optimizer.safetensors", "state.json", "latest"
+
+
+def save_tensors(path, tensors, metadata=None):
+    """Write a dict of NumPy arrays as a safetensors file, atomically."""
+    with atomic_path(path) as tmp:
+        safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def load_tensors(path):
+    """Read a safetensors file into a dict of NumPy arrays, with a clear error for a missing or broken file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return safetensors.numpy.load_file(str(path))
+    except Exception as err:  # the library raises its own error type for a bad header or a short file
+        raise ValueError(f"{path}: not a valid safetensors file (truncated or corrupted?): {err}") from None
+
+
+def _split_optimizer_state(state_dict):
+    """Optimizer state as (arrays for safetensors, the rest for JSON)."""
+    arrays, scalars = {}, {}
+    for index, entry in state_dict["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"state.{index}.{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return arrays, {"scalars": scalars, "param_groups": state_dict["param_groups"]}
+
+
+def _join_optimizer_state(arrays, rest):
+    state = {}
+    for key, value in arrays.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for index, entry in rest["scalars"].items():
+        state.setdefault(int(index), {}).update(entry)
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in rest["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(run_dir, step, model, optimizer=None, extra=None):
+    """Save model, optimizer and `extra` (any JSON-able dict: RNG, loader, scheduler state) for `step`."""
+    folder = pathlib.Path(run_dir) / "checkpoints" / f"step_{step:06d}"
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        save_tensors(tmp / MODEL_FILE, {k: v.data for k, v in model.state_dict().items()})
+        state = {"step": step, "extra": extra or {}}
+        if optimizer is not None:
+            arrays, state["optimizer"] = _split_optimizer_state(optimizer.state_dict())
+            save_tensors(tmp / OPTIMIZER_FILE, arrays)
+        atomic_write_text(tmp / STATE_FILE, json.dumps(state, indent=1))
+    atomic_write_text(folder.parent / LATEST, folder.name)
+    return folder
+
+
+def latest_checkpoint(run_dir):
+    """The newest complete checkpoint folder of a run, or None if it has none."""
+    pointer = pathlib.Path(run_dir) / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    folder = pointer.parent / pointer.read_text().strip()
+    if not (folder / STATE_FILE).is_file():
+        raise ValueError(f"{pointer} names {folder.name}, which is missing or incomplete")
+    return folder
+
+
+def load_checkpoint(folder, model, optimizer=None):
+    """Restore model (and optimizer) from a checkpoint folder; return (step, extra)."""
+    folder = pathlib.Path(folder)
+    state_file = folder / STATE_FILE
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{folder}: not a checkpoint folder (no {STATE_FILE})")
+    try:
+        state = json.loads(state_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{state_file}: corrupted ({err})") from None
+    model.load_state_dict(load_tensors(folder / MODEL_FILE))
+    if optimizer is not None:
+        if "optimizer" not in state:
+            raise ValueError(f"{folder}: the checkpoint has no optimizer state to resume from")
+        optimizer.load_state_dict(_join_optimizer_state(load_tensors(folder / OPTIMIZER_FILE), state["optimizer"]))
+    return state["step"], state["extra"]
