@@ -30,9 +30,9 @@ def atomic_path(path):
 
 
 def atomic_write_text(path, text):
-    """Write `text` (UTF-8) to `path` atomically."""
+    """Write `text` to `path` atomically, as UTF-8 and with its line endings exactly as given."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj):
