@@ -10,7 +10,8 @@ GPTConfig picks: pos_encoding "learned" | "rope", norm "layernorm" | "rmsnorm", 
 bias, n_kv_head < n_head for grouped-query attention, tie_weights. The presets below are GPT-2
 (OpenAI's 124M..1.5B), a Llama (TinyLlama-1.1B's shape) and two small CPU models.
 
-Parameter names are nanoGPT's, which are those of Hugging Face GPT-2 (transformer.h.0.attn.c_attn...).
+Parameter names are nanoGPT's, which are those of Hugging Face GPT-2 (transformer.h.0.attn.c_attn...);
+hf.py maps them to and from HF's gpt2 and llama checkpoints (from_pretrained / save_pretrained).
 The model is built from tinyllm.nn modules only: it never calls a kernel.
 """
 import dataclasses
@@ -23,6 +24,7 @@ from ..autograd import no_grad
 from ..creation import cat
 from ..nn import functional as F
 from ..optim import AdamW
+from . import hf
 
 
 @dataclasses.dataclass
@@ -261,3 +263,16 @@ class GPT(nn.Module):
         decay = [p for p in self.parameters() if p.ndim >= 2 and id(p) not in embeddings]
         rest = [p for p in self.parameters() if p.ndim < 2 or id(p) in embeddings]
         return AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)
+
+    @classmethod
+    def from_pretrained(cls, directory, dropout=0.0):
+        """A model from a Hugging Face checkpoint directory (config.json + model.safetensors) whose
+        model_type is gpt2 or llama. See hf.py for the name mapping."""
+        model = cls(GPTConfig(**hf.read_config(directory), dropout=dropout))
+        model.load_state_dict(hf.read_weights(directory, model.config, {k: v.shape for k, v in model.state_dict().items()}))
+        return model
+
+    def save_pretrained(self, directory):
+        """Write config.json + model.safetensors in Hugging Face's format (gpt2 or llama, whichever the
+        config is), each file atomically, so `transformers` opens the model and gives the same logits."""
+        hf.write(directory, self.config, {k: v.data for k, v in self.state_dict().items()})
