@@ -173,3 +173,16 @@ def test_a_failed_save_leaves_the_previous_checkpoint(saved, monkeypatch):
         GPT(OURS["llama"]).save_pretrained(saved)
     assert (saved / "model.safetensors").read_bytes() == before
     assert sorted(os.listdir(saved)) == ["config.json", "model.safetensors"]
+
+
+def test_openai_gpt2_layout_without_prefix_and_with_mask_buffers(tmp_path):
+    """OpenAI's gpt2 files name tensors without "transformer." and store each layer's causal mask (attn.bias)."""
+    from safetensors.numpy import load_file, save_file
+    ours = GPT(OURS["gpt2"])
+    ours.save_pretrained(tmp_path)
+    path = str(tmp_path / "model.safetensors")
+    tensors = {k.removeprefix("transformer."): v for k, v in load_file(path).items()}
+    tensors.update({f"h.{i}.attn.bias": np.tril(np.ones((1, 1, 32, 32), np.float32)) for i in range(2)})
+    save_file(tensors, path, metadata={"format": "pt"})
+    again = GPT.from_pretrained(tmp_path)
+    np.testing.assert_array_equal(again.transformer.h[1].attn.c_attn.weight.data, ours.transformer.h[1].attn.c_attn.weight.data)

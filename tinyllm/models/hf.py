@@ -138,12 +138,12 @@ def read_weights(directory, config, shapes):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found (tinyllm reads single-file safetensors checkpoints, not sharded or .bin ones)")
     tensors = _read_safetensors(path)
-    prefix = "transformer." if _model_type(config) == "gpt2" and "wte.weight" in tensors else ""  # OpenAI's GPT-2 files lack the prefix
+    bare = _model_type(config) == "gpt2" and "wte.weight" in tensors  # OpenAI's GPT-2 files have no "transformer." prefix
     state, used, missing = {}, set(), []
     for ours, parts, transposed in _name_map(config):
         arrays = []
         for name, rows in parts:
-            stored = prefix + name if name.startswith("transformer.") else name
+            stored = name.removeprefix("transformer.") if bare else name
             if stored not in tensors:
                 missing.append(stored)
                 continue
