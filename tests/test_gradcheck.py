@@ -6,6 +6,8 @@ import tinyllm
 import tinyllm.nn.functional as F
 from gradcheck import gradcheck, leaf
 
+_ANGLES = np.outer(np.arange(4), [1.0, 0.3, 0.05])  # RoPE angles t * theta_i for 4 positions, D = 6
+
 CASES = {
     # elementwise, with broadcasting in both directions
     "add": (lambda a, b: a + b, lambda: (leaf(3, 4), leaf(4))),
@@ -69,6 +71,7 @@ CASES = {
                               lambda: (leaf(1, 1, 2, 3), leaf(1, 1, 5, 3, seed=7), leaf(1, 1, 5, 3, seed=8))),
     "sdpa_masked": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=np.array([[True, False, True]] * 2)),
                     lambda: (leaf(1, 2, 2), leaf(1, 3, 2, seed=7), leaf(1, 3, 2, seed=8))),
+    "rope": (lambda x: F.rope(x, np.cos(_ANGLES), np.sin(_ANGLES)), lambda: (leaf(2, 3, 4, 6),)),
 }
 
 

@@ -12,6 +12,19 @@ RTOL, ATOL = 2e-5, 2e-5  # float32: a few ulps of accumulated rounding over sums
 
 T_ = np.array([3, 0, 6, 2, 6, 1, -100, 5])  # class targets with one ignored row
 
+
+def _rope_tables(lib, T=9, D=16, theta=10000.0):
+    """cos and sin (T, D/2) of the angles t / theta^(2i/D)."""
+    angles = np.outer(np.arange(T), theta ** (-np.arange(0, D, 2) / D)).astype(np.float32)
+    return (np.cos(angles), np.sin(angles)) if lib is np else (torch.tensor(np.cos(angles)), torch.tensor(np.sin(angles)))
+
+
+def _hf_rope(x, cos, sin):
+    """Hugging Face Llama's apply_rotary_pos_emb: x * cos + rotate_half(x) * sin, cos and sin repeated over both halves."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * torch.cat([cos, cos], -1) + torch.cat([-x2, x1], -1) * torch.cat([sin, sin], -1)
+
+
 CASES = {
     "add_broadcast": (lambda lib, F, a, b: a + b, [(4, 1, 3), (5, 1)]),
     "mul_div_pow": (lambda lib, F, a, b: (a * b) / (b * b + 1.0) + a**2, [(3, 4), (4,)]),
@@ -34,6 +47,7 @@ CASES = {
     "cross_entropy_sum": (lambda lib, F, z: F.cross_entropy(z, lib.tensor(T_), reduction="sum"), [(8, 7)]),
     "sdpa_causal": (lambda lib, F, q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [(2, 3, 17, 16)] * 3),
     "sdpa": (lambda lib, F, q, k, v: F.scaled_dot_product_attention(q, k, v), [(2, 2, 5, 8), (2, 2, 11, 8), (2, 2, 11, 8)]),
+    "rope": (lambda lib, F, x: F.rope(x, *_rope_tables(np)) if lib is tinyllm else _hf_rope(x, *_rope_tables(torch)), [(2, 3, 9, 16)]),
 }
 
 

@@ -28,7 +28,7 @@ CONTRACT = (
     "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
     "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
-    "attention_forward", "attention_backward", "cross_entropy_forward", "cross_entropy_backward",
+    "attention_forward", "attention_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "cross_entropy_backward",
     "embedding_backward", "adamw_update",
 )
 
@@ -226,6 +226,18 @@ def attention_backward(do, q, k, v, o, lse, causal, scale):
     c = np.ascontiguousarray
     kernel(c(do), c(q), c(k), c(v), c(o), c(lse), bool(causal), float(scale), dq, dk, dv)
     return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------------------------
+# rotary position embedding: x (..., T, D), cos and sin (T, D/2)
+
+
+def rope_forward(x, cos, sin):
+    return reference.rope_forward(x, cos, sin)  # no C++ kernel yet: the reference, explicitly
+
+
+def rope_backward(dy, cos, sin):
+    return reference.rope_backward(dy, cos, sin)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -182,6 +182,30 @@ def attention_backward(do, q, k, v, o, lse, causal, scale):
 
 
 # ----------------------------------------------------------------------------------------------
+# rotary position embedding (RoPE)
+
+
+def rope_forward(x, cos, sin):
+    """Rotate pairs of features of x (..., T, D) by position-dependent angles; cos, sin are (T, D/2).
+
+    Layout: the Llama / Hugging Face "rotate_half" convention, which pairs feature i with feature
+    i + D/2 (not the interleaved 2i, 2i+1 of the RoFormer paper), so HF Llama checkpoints load as
+    they are. With x = [x1, x2] split in halves and cos = cos(t * theta_i), sin = sin(t * theta_i):
+        y1 = x1 * cos - x2 * sin,    y2 = x2 * cos + x1 * sin.
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
+def rope_backward(dy, cos, sin):
+    """The rotation is orthogonal, so its gradient is the inverse rotation (by -angle):
+        dx1 = dy1 * cos + dy2 * sin,    dx2 = dy2 * cos - dy1 * sin.
+    """
+    return rope_forward(dy, cos, -sin)
+
+
+# ----------------------------------------------------------------------------------------------
 # cross-entropy fused with log-softmax
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..ops import activation, attention, dropout as _dropout, elementwise, embedding as _embedding, loss, matmul, norm, softmax as _softmax
+from ..ops import activation, attention, dropout as _dropout, elementwise, embedding as _embedding, loss, matmul, norm, rope as _rope, softmax as _softmax
 from ..tensor import Tensor
 
 
@@ -141,3 +141,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         scores = scores.masked_fill(~mask, -np.inf) if mask.dtype == np.bool_ else scores + Tensor._wrap(mask.astype(scores.dtype))
     probs = dropout(softmax(scores, dim=-1), dropout_p, training=dropout_p > 0)
     return probs @ value
+
+
+def rope(input, cos, sin):
+    """Rotary position embedding of input (..., T, D) in Llama's "rotate_half" layout: feature i and
+    feature i + D/2 are rotated together by the angle whose cos and sin, (T, D/2), are given for each
+    of the T positions (see ops/rope.py). Not differentiable in cos and sin."""
+    cos, sin = (np.asarray(c.data if isinstance(c, Tensor) else c, dtype=dtypes.compute_dtype(input.dtype)) for c in (cos, sin))
+    T, D = input.shape[-2:]
+    if D % 2 or cos.shape != (T, D // 2) or sin.shape != (T, D // 2):
+        raise ValueError(f"rope: input (..., T, D) = {tuple(input.shape)} needs an even D and cos, sin of shape "
+                         f"{(T, D // 2)}, got {cos.shape} and {sin.shape}")
+    return _rope.RoPE.apply(input, cos, sin)
