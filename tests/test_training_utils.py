@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tinyllm
+import tinyllm.amp
 from tinyllm.amp import GradScaler
 from tinyllm.optim.lr_schedule import warmup_cosine
 
@@ -46,3 +47,33 @@ def test_scaler_scales_the_loss():
     assert GradScaler(init_scale=8.0).scale(tinyllm.tensor(2.0)).item() == 16.0
     assert GradScaler(enabled=False).scale(tinyllm.tensor(2.0)).item() == 2.0
     assert math.isfinite(GradScaler().state_dict()["scale"])
+
+
+def test_autocast_runs_linear_layers_in_bfloat16_with_float32_master_weights():
+    layer = tinyllm.nn.Linear(16, 8)
+    x = tinyllm.randn(4, 16)
+    with tinyllm.amp.autocast("bfloat16"):
+        y = layer(x)
+    assert y.dtype == tinyllm.bfloat16
+    y.float().sum().backward()
+    assert layer.weight.grad.dtype == np.float32 and layer.bias.grad.dtype == np.float32
+    exact = x.numpy() @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+    np.testing.assert_allclose(y.data.astype(np.float32), exact, rtol=3e-2, atol=3e-2)  # bf16 keeps 8 bits
+    assert not np.array_equal(y.data.astype(np.float32), exact.astype(np.float32))
+    with tinyllm.amp.autocast("float32"):
+        assert layer(x).dtype == np.float32
+
+
+def test_loss_curve_png_is_a_valid_image(tmp_path):
+    import struct
+    import zlib
+    from tinyllm.plot import plot_curves
+    plot_curves(tmp_path / "loss.png", {"train": ([1, 2, 3], [3.0, 2.0, 1.5]), "val": ([3], [1.7])}, width=120, height=80)
+    data = (tmp_path / "loss.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (120, 80)
+    idat = data.index(b"IDAT")
+    length = struct.unpack(">I", data[idat - 4:idat])[0]
+    pixels = np.frombuffer(zlib.decompress(data[idat + 4:idat + 4 + length]), np.uint8).reshape(80, 1 + 120 * 3)
+    assert (pixels[:, 1:] != 255).any()  # something was drawn

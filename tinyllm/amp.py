@@ -1,11 +1,44 @@
-"""Dynamic loss scaling for float16 training (as torch.amp.GradScaler).
+"""Mixed precision: autocast of matrix products to a low-precision dtype, and dynamic loss scaling.
+
+Under `autocast(dtype)`, linear layers cast their input and weight to dtype (bfloat16 or float16)
+through differentiable casts: the products see low-precision operands while the parameters, the
+optimizer state and the gradients that reach them stay float32 ("master weights"). Backends that
+compute in low precision get their speed from it; the CPU backend upcasts the operands again and
+computes in float32, so there it reproduces the rounding, not the speed.
+
+Dynamic loss scaling for float16 training (as torch.amp.GradScaler):
 
 float16 gradients underflow to zero below ~6e-8, so the loss is multiplied by a large scale before
 backward and the gradients are divided by it before the optimizer step. If any gradient came out inf
 or NaN, the scale was too large: the step is skipped and the scale halved. After `growth_interval`
 good steps in a row the scale is doubled again, so it hovers just under the overflow point.
 """
+import contextlib
+import threading
+
 import numpy as np
+
+from . import dtypes
+
+_state = threading.local()
+
+
+def autocast_dtype():
+    """The dtype matrix products are cast to, or None outside autocast."""
+    return getattr(_state, "dtype", None)
+
+
+@contextlib.contextmanager
+def autocast(dtype):
+    """Run matrix products in `dtype` (None or float32: no casting) inside the block."""
+    dtype = None if dtype is None else dtypes.as_dtype(dtype)
+    if dtype is not None and dtype not in (dtypes.bfloat16, dtypes.float16, dtypes.float32):
+        raise ValueError(f"autocast dtype must be bfloat16, float16 or float32, got {dtype}")
+    previous, _state.dtype = autocast_dtype(), (None if dtype == dtypes.float32 else dtype)
+    try:
+        yield
+    finally:
+        _state.dtype = previous
 
 
 class GradScaler:

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import dtypes
+from .. import amp, dtypes
 from ..ops import activation, attention, dropout as _dropout, elementwise, embedding as _embedding, loss, matmul, norm, rope as _rope, softmax as _softmax
 from ..tensor import Tensor
 
@@ -13,6 +13,10 @@ def linear(input, weight, bias=None):
     """input @ weight.T + bias, weight of shape (out_features, in_features)."""
     if input.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input has {input.shape[-1]} features, weight expects {weight.shape[-1]} (weight shape {tuple(weight.shape)})")
+    low = amp.autocast_dtype()
+    if low is not None:
+        input, weight = input.to(low), weight.to(low)
+        bias = bias.to(low) if bias is not None else None
     return matmul.Linear.apply(input, weight, bias)
 
 
