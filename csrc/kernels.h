@@ -5,8 +5,11 @@
 
 namespace tinyllm {
 
+void register_bpe(pybind11::module_& m);  // csrc/bpe_bindings.cpp
+
 inline void register_kernels(pybind11::module_& m) {
     (void)m;
+    register_bpe(m);
 }
 
 }  // namespace tinyllm
