@@ -7,6 +7,7 @@ import sys
 # Modules that define `add_commands(subparsers)`; each adds its subcommands with `set_defaults(run=fn)`.
 COMMAND_MODULES = [
     "tinyllm.tokenizer.cli",
+    "tinyllm.data.cli",
 ]
 
 

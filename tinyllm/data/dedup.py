@@ -7,7 +7,7 @@ the later ones:
 3. exact duplicate paragraphs;
 4. near-duplicate paragraphs.
 Paragraphs are the blocks separated by a blank line. A paragraph of fewer than
-`min_paragraph_words` normalised words is never removed: short repeated lines such as "[Exit.]" are
+`min_paragraph_words` words (separated by whitespace) is never removed: short repeated lines such as "[Exit.]" are
 the structure of a play, not duplication. Near duplicates are grouped transitively (if A ~ B and
 B ~ C, only A stays).
 """
@@ -108,14 +108,13 @@ def _drop_paragraphs(docs, shingler, config, report):
         repeat = key in seen
         seen.add(key)
         report.exact_repeats += repeat
-        words = normalise_words(text)
-        if len(words) < config.min_paragraph_words:
+        if len(text.split()) < config.min_paragraph_words:
             continue
         if repeat:
             removed.add(index)
         else:
             long_ones.append(index)
-            long_sets.append(shingler(words))
+            long_sets.append(shingler(normalise_words(text)))
     report.exact_removed = len(removed)
 
     pairs, jaccard = config.pairs(long_sets)
