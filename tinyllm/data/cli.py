@@ -35,8 +35,9 @@ def _add_fields(parser, config_class, renames, choices=None):
     for field in dataclasses.fields(config_class):
         flag = renames.get(field.name, field.name.replace("_", "-"))
         parser.add_argument(f"--{flag}", dest=f"{config_class.__name__}.{field.name}", default=field.default,
+                            metavar=None if field.name in (choices or {}) else field.name.upper(),
                             type=type(field.default), choices=(choices or {}).get(field.name),
-                            help=f"(default: {field.default})")
+                            help=f"{config_class.__name__}.{field.name} (default: {field.default})")
 
 
 def _config(args, config_class):

@@ -50,19 +50,15 @@ class Shingler:
     def __call__(self, words):
         if not words:
             return np.empty(0, dtype=np.uint64)
-        h = np.fromiter((self._hash(w) for w in words), dtype=np.uint64, count=len(words))
+        for word in set(words).difference(self._word_hash):  # hash each new word once, ever
+            digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+            self._word_hash[word] = int.from_bytes(digest, "little")
+        h = np.fromiter(map(self._word_hash.__getitem__, words), dtype=np.uint64, count=len(words))
         n = max(len(h) - self.k + 1, 1)
         shingles = np.zeros(n, dtype=np.uint64)
         for j in range(min(self.k, len(h))):  # polynomial hash of each window, wrapping mod 2^64
             shingles = shingles * _MIX + h[j:j + n]
         return np.unique(shingles)
-
-    def _hash(self, word):
-        value = self._word_hash.get(word)
-        if value is None:
-            digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
-            value = self._word_hash[word] = int.from_bytes(digest, "little")
-        return value
 
 
 def minhash_signatures(shingle_sets, num_perm=128, seed=0, chunk_rows=1 << 15):
@@ -76,14 +72,19 @@ def minhash_signatures(shingle_sets, num_perm=128, seed=0, chunk_rows=1 << 15):
     b = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False)
     values = np.concatenate(shingle_sets) if len(lengths) else np.empty(0, np.uint64)
     owner = np.repeat(np.arange(len(lengths)), lengths)  # which set each shingle belongs to
-    signatures = np.full((len(lengths), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    signatures = np.full((len(lengths), num_perm), 2**32 - 1, dtype=np.uint64)
+    buffer = np.empty((min(chunk_rows, len(values)), num_perm), dtype=np.uint64)
     for lo in range(0, len(values), chunk_rows):
-        hashed = ((values[lo:lo + chunk_rows, None] * a + b) >> np.uint64(32)).astype(np.uint32)
+        chunk = values[lo:lo + chunk_rows]
+        hashed = buffer[:len(chunk)]
+        np.multiply(chunk[:, None], a, out=hashed)  # in place: no temporaries of this size
+        hashed += b
+        hashed >>= np.uint64(32)
         sets = owner[lo:lo + chunk_rows]
         starts = np.flatnonzero(np.r_[True, sets[1:] != sets[:-1]])  # each set's first row here
         ids = sets[starts]  # a set cut by the chunk boundary is finished in the next chunk
         signatures[ids] = np.minimum(signatures[ids], np.minimum.reduceat(hashed, starts, axis=0))
-    return signatures
+    return signatures.astype(np.uint32)
 
 
 def similar_pairs(shingle_sets, threshold, method="lsh", num_perm=128, bands=32, seed=0):
