@@ -17,6 +17,7 @@ retrains the tokenizer and re-shards, but does not clean or de-duplicate again.
 """
 import dataclasses
 import hashlib
+import itertools
 import json
 import pathlib
 import sys
@@ -152,7 +153,7 @@ def _read_documents_jsonl(out, split=None):
 def _train_tokenizer(out, config):
     from tinyllm.tokenizer import BPETokenizer  # the only stage that needs the compiled module
 
-    texts = [d.text for d, _, _ in _read_documents_jsonl(out, "train")]
+    texts = (d.text for d, _, _ in _read_documents_jsonl(out, "train"))  # streamed, not a list
     with tqdm(total=config.vocab_size, desc="tokenizer", unit="tok", disable=not config.progress) as bar:
         def progress(done, wanted):
             bar.total = wanted
@@ -166,19 +167,19 @@ def _train_tokenizer(out, config):
 # ---- stage 3: shards ----------------------------------------------------------------------------
 
 def _write_shards(out, config):
-    """Tokenize each split's documents in batches on all cores and stream them into shards."""
+    """Tokenize each split's documents in batches on all cores and stream them into shards: only a
+    batch of documents and its ids are in memory at a time."""
     from tinyllm.tokenizer import BPETokenizer
 
     tok = BPETokenizer.from_file(out / "tokenizer.json")
     eot, dtype = tok.token_to_id(EOT), token_dtype(tok.vocab_size)
-    report = {"dtype": dtype.name, "files": [], "tokens": {}, "documents": {}}
+    report = {"dtype": dtype.name, "files": [], "tokens": {}}
     for split in SPLITS:
-        docs = [d.text for d, _, _ in _read_documents_jsonl(out, split)]
-        bar = tqdm(total=len(docs), desc=f"shards {split}", unit="doc", disable=not config.progress)
+        texts = (d.text for d, _, _ in _read_documents_jsonl(out, split))
+        bar = tqdm(desc=f"shards {split}", unit="doc", disable=not config.progress)
         with bar:
-            pieces = _token_pieces(tok, docs, eot, config.batch_docs, bar)
+            pieces = _token_pieces(tok, texts, eot, config.batch_docs, bar)
             report["files"] += _write_split(out, split, dtype, pieces, config.shard_tokens)
-        report["documents"][split] = len(docs)
         report["tokens"][split] = sum(len(read_shard(out / f)) for f in report["files"]
                                       if f.startswith(split + "_"))
     for stale in {p.name for s in SPLITS for p in out.glob(f"{s}_*.bin")} - set(report["files"]):
@@ -189,10 +190,10 @@ def _write_shards(out, config):
 def _token_pieces(tok, texts, eot, batch, bar):
     """Yield each text's ids followed by the end-of-text id, encoding `batch` texts at a time with
     the tokenizer's threaded encode_batch."""
-    for lo in range(0, len(texts), batch):
-        for ids in tok.encode_batch(texts[lo:lo + batch]):
+    while chunk := list(itertools.islice(texts, batch)):
+        for ids in tok.encode_batch(chunk):
             yield np.append(np.asarray(ids, dtype=np.int64), eot)
-        bar.update(len(texts[lo:lo + batch]))
+        bar.update(len(chunk))
 
 
 def _write_split(out, split, dtype, pieces, shard_tokens):
