@@ -70,6 +70,9 @@ def test_second_run_reuses_every_stage_and_a_new_vocab_size_only_the_later_ones(
     bigger = prepare(corpus, tmp_path / "out", vocab_size=320)
     assert bigger["reused"] == ["documents"]
     assert bigger["stages"]["tokenizer"]["vocab_size"] == 320
+    (tmp_path / "out" / "val_000.bin").unlink()  # a lost output is remade, even with the same key
+    assert prepare(corpus, tmp_path / "out", vocab_size=320)["reused"] == ["documents", "tokenizer"]
+    assert (tmp_path / "out" / "val_000.bin").exists()
 
 
 def test_empty_corpus_is_a_clear_error(tmp_path):

@@ -56,45 +56,38 @@ def run_prepare(config, command=None):
     """Run the chain; return the meta dict also written to out/meta.json."""
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    old = _read_meta(out)
+    old = _read_meta(out).get("stages", {})
     meta = {"version": PIPELINE_VERSION, "command": command or " ".join(sys.argv), "times": {},
-            "stages": {}}
+            "stages": {}, "reused": []}
+
+    def stage(name, key, outputs, compute):
+        """Reuse the previous run's stage `name` if its key matches and its outputs exist, else
+        compute it; then save meta.json, so that it always describes the files beside it."""
+        t = time.perf_counter()
+        if old.get(name, {}).get("key") == key and all((out / f).exists() for f in outputs(old[name])):
+            meta["stages"][name] = old[name]
+            meta["reused"].append(name)
+        else:
+            meta["stages"][name] = {"key": key, **compute()}
+        meta["times"][name] = time.perf_counter() - t
+        _save_meta(out, meta)
+        return meta["stages"][name]
 
     t = time.perf_counter()
     files = builtin_corpus_files(config.corpus) if not config.inputs else resolve_paths(config.inputs)
     meta["source"] = {"corpus": None if config.inputs else config.corpus, "files": len(files)}
     meta["times"]["fetch"] = time.perf_counter() - t
 
-    key = _key(PIPELINE_VERSION, [_fingerprint(f) for f in files], config.min_doc_words,
-               dataclasses.asdict(config.dedup), dataclasses.asdict(config.split))
-    if _fresh(old, "documents", key, out / "documents.jsonl"):
-        meta["stages"]["documents"] = old["stages"]["documents"]
-        meta["documents"] = old["documents"]
-    else:
-        meta["stages"]["documents"] = {"key": key, **_documents_stage(files, config, out, meta["times"])}
-        meta["documents"] = _document_table(out)
-    _save_meta(out, meta)  # after every stage, so meta.json always describes the files beside it
-
-    t = time.perf_counter()
-    key = _key(meta["stages"]["documents"]["key"], config.vocab_size, EOT)
-    if _fresh(old, "tokenizer", key, out / "tokenizer.json"):
-        meta["stages"]["tokenizer"] = old["stages"]["tokenizer"]
-    else:
-        meta["stages"]["tokenizer"] = {"key": key, **_train_tokenizer(out, config)}
-    _save_meta(out, meta)
-    meta["times"]["tokenizer"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    key = _key(meta["stages"]["tokenizer"]["key"], meta["stages"]["tokenizer"]["sha256"],
-               config.shard_tokens)
-    old_shards = [out / s for s in old.get("stages", {}).get("shards", {}).get("files", [])]
-    if _fresh(old, "shards", key, *old_shards):
-        meta["stages"]["shards"] = old["stages"]["shards"]
-    else:
-        meta["stages"]["shards"] = {"key": key, **_write_shards(out, config)}
-    meta["times"]["shards"] = time.perf_counter() - t
-
-    meta["reused"] = [s for s in meta["stages"] if old.get("stages", {}).get(s) == meta["stages"][s]]
+    documents = stage("documents", _key(PIPELINE_VERSION, [_fingerprint(f) for f in files],
+                                        config.min_doc_words, dataclasses.asdict(config.dedup),
+                                        dataclasses.asdict(config.split)),
+                      lambda _: ["documents.jsonl"],
+                      lambda: _documents_stage(files, config, out, meta["times"]))
+    meta["documents"] = _document_table(out)
+    tokenizer = stage("tokenizer", _key(documents["key"], config.vocab_size, EOT),
+                      lambda _: ["tokenizer.json"], lambda: _train_tokenizer(out, config))
+    stage("shards", _key(tokenizer["key"], tokenizer["sha256"], config.shard_tokens),
+          lambda previous: previous["files"], lambda: _write_shards(out, config))
     _save_meta(out, meta)
     return meta
 
@@ -224,6 +217,7 @@ def split_shards(out, split):
 # ---- helpers ------------------------------------------------------------------------------------
 
 def _read_meta(out):
+    """The previous run's meta.json, or {} when there is none (or it is unreadable)."""
     try:
         return json.loads((out / "meta.json").read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
@@ -232,11 +226,6 @@ def _read_meta(out):
 
 def _save_meta(out, meta):
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=1) + "\n")
-
-
-def _fresh(old, stage, key, *outputs):
-    """True when the previous run's stage had this key and all its outputs still exist."""
-    return old.get("stages", {}).get(stage, {}).get("key") == key and all(p.exists() for p in outputs)
 
 
 def _key(*parts):
