@@ -42,6 +42,8 @@ def test_split_is_stable_when_documents_are_added():
     grown = names + [f"new{i}" for i in range(50)]
     after = dict(zip(grown, assign_splits(grown, np.arange(100))))
     assert all(after[n] == before[n] for n in names)
+    moved = assign_splits([f"/elsewhere/{n}" for n in names], np.arange(50))  # folders do not count
+    assert moved == [before[n] for n in names]
 
 
 def test_small_corpora_still_get_a_validation_document():

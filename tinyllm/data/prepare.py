@@ -1,4 +1,9 @@
-"""The whole chain: corpus -> clean -> dedup -> split -> tokenizer -> shards, reusing what is up to date.
+"""The whole chain, reusing what is up to date:
+
+    corpus -> clean -> group related documents -> dedup -> split -> tokenizer -> shards
+
+Related documents are grouped on their whole text, before de-duplication removes the paragraphs
+they share, and each group goes to one side of the split.
 
 Everything lands in one output folder:
 
@@ -47,7 +52,7 @@ class PrepareConfig:
     min_doc_words: int = 20
     dedup: DedupConfig = dataclasses.field(default_factory=DedupConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
-    shard_tokens: int = 100_000_000  # start a new shard past this many tokens
+    shard_tokens: int = 100_000_000  # a new shard starts when a document would take one past this
     batch_docs: int = 64             # documents tokenized per call to the threaded encoder
     progress: bool = True
 
@@ -88,7 +93,6 @@ def run_prepare(config, command=None):
                       lambda _: ["tokenizer.json"], lambda: _train_tokenizer(out, config))
     stage("shards", _key(tokenizer["key"], tokenizer["sha256"], config.shard_tokens),
           lambda previous: previous["files"], lambda: _write_shards(out, config))
-    _save_meta(out, meta)
     return meta
 
 

@@ -5,12 +5,14 @@ documents whose word-shingle Jaccard is at least `related_threshold` are linked,
 transitive closure of the links. On Shakespeare a play and its First Folio edition score 0.12-0.19,
 unrelated texts below 0.01, so the default 0.05 separates them cleanly.
 
-Each group's side is decided by a seeded hash of its name (the smallest document name in it), not by
-a random draw over the whole list, so adding documents to the corpus never moves an existing one
-(unless it joins that document's group and gives the group a new, smaller name).
+Each group's side is decided by a seeded hash of its name (the smallest file name in it, without
+the folder, so the split does not depend on where the corpus lies on disk), not by a random draw over
+the whole list, so adding documents to the corpus never moves an existing one (unless it joins that
+document's group and gives the group a new, smaller name).
 """
 import dataclasses
 import hashlib
+import pathlib
 
 from .similarity import Shingler, connected_components, normalise_words
 
@@ -50,7 +52,8 @@ def assign_splits(names, labels, config=None):
     if len(groups) < 2:
         raise ValueError(f"cannot split {len(names)} document(s) forming {len(groups)} related group(s) "
                          f"into train and validation: give at least two unrelated documents")
-    fraction = {label: group_fraction(min(members), config.seed) for label, members in groups.items()}
+    fraction = {label: group_fraction(min(pathlib.PurePath(m).name for m in members), config.seed)
+                for label, members in groups.items()}
     val = {label for label, f in fraction.items() if f < config.val_fraction}
     if not val:
         val = {min(fraction, key=fraction.get)}
