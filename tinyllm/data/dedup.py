@@ -39,7 +39,7 @@ class DedupReport:
     docs_in: int = 0
     docs_out: int = 0
     exact_docs: list = dataclasses.field(default_factory=list)   # (removed name, kept name)
-    near_docs: list = dataclasses.field(default_factory=list)    # (kept, removed, Jaccard)
+    near_docs: list = dataclasses.field(default_factory=list)    # (first, second, Jaccard)
     paragraphs_in: int = 0
     paragraphs_out: int = 0
     exact_repeats: int = 0        # paragraphs that repeat an earlier one, of any length
