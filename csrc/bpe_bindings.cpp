@@ -132,13 +132,10 @@ void register_bpe(py::module_& m) {
         .def("encode_pieces", &PyEncoder::encode_pieces, py::arg("pieces"))
         .def("encode_batch", &PyEncoder::encode_batch, py::arg("texts"), py::arg("threads") = 0);
 
+    // train() releases the GIL: do not add text to the same trainer from another thread meanwhile.
     py::class_<Trainer>(m, "BPETrainer", "Counts pre-tokens of a corpus and learns BPE merges from them.")
         .def(py::init([](int pattern) { return new Trainer(to_pattern(pattern)); }), py::arg("pattern"))
-        .def("add_text", [](Trainer& t, const py::str& text) {
-            auto view = utf8(text);
-            py::gil_scoped_release nogil;
-            t.add_text(view);
-        }, py::arg("text"))
+        .def("add_text", [](Trainer& t, const py::str& text) { t.add_text(utf8(text)); }, py::arg("text"))
         .def("add_pieces", [](Trainer& t, const py::list& pieces) {
             for (const auto& p : pieces) t.add_piece(utf8(p));
         }, py::arg("pieces"))

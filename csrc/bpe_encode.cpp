@@ -97,6 +97,7 @@ bool Encoder::lookup(int32_t left, int32_t right, uint32_t* rank, int32_t* merge
 // 10 MB run of spaces. A heap entry may be stale (its symbols merged since); it is checked when popped.
 void Encoder::merge(std::string_view piece, std::vector<int32_t>& out) const {
     const size_t n = piece.size();
+    if (n > size_t(INT32_MAX)) throw std::length_error("a single pre-token of 2 GB or more cannot be encoded");
     struct Sym { int32_t id, prev, next; };
     thread_local std::vector<Sym> syms;
     thread_local std::vector<uint64_t> heap;  // (rank << 32) | position, smallest on top

@@ -207,6 +207,9 @@ def load_gpt2(vocab_json, merges_txt, pattern=GPT2_PATTERN, special_tokens=None)
     if special_tokens is None:
         made = {a + b for a, b in merges}
         special_tokens = [t for t in vocab_text if t not in made and len(t) != 1]
+    unknown = [t for t in special_tokens if t not in vocab_text]
+    if unknown:
+        raise ValueError(f"{vocab_json}: special tokens {unknown} are not in the vocabulary")
     specials = {t: vocab_text[t] for t in special_tokens}
     vocab_text = {t: i for t, i in vocab_text.items() if t not in specials}
     return _parts(vocab_text, merges, pattern, specials, str(vocab_json))
