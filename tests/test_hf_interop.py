@@ -8,7 +8,7 @@ import pytest
 
 import tinyllm
 from tinyllm.models import GPT, GPTConfig
-from tinyllm.models import hf as hf_format
+from tinyllm import checkpoint
 
 torch = pytest.importorskip("torch")
 
@@ -135,7 +135,7 @@ def test_damaged_safetensors(saved, damage):
     path = saved / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2] if damage == "truncated" else data[:8] + b"{not json" + data[17:])
-    with pytest.raises(ValueError, match="not a readable safetensors file"):
+    with pytest.raises(ValueError, match="model.safetensors: not a valid safetensors file"):
         GPT.from_pretrained(saved)
 
 
@@ -168,7 +168,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint(saved, monkeypatch):
         open(path, "wb").write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(hf_format, "save_file", crash)
+    monkeypatch.setattr(checkpoint.safetensors.numpy, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         GPT(OURS["llama"]).save_pretrained(saved)
     assert (saved / "model.safetensors").read_bytes() == before

@@ -14,11 +14,16 @@ import json
 import pathlib
 
 import numpy as np
+import safetensors
 import safetensors.numpy
 
+from . import dtypes
 from .atomic import atomic_path, atomic_write_text
 
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, LATEST = "model.safetensors", "optimizer.safetensors", "state.json", "latest"
+# safetensors dtype names we read; bfloat16 is ml_dtypes' (older safetensors' NumPy loader lacks it).
+_DTYPES = {"F64": dtypes.float64, "F32": dtypes.float32, "F16": dtypes.float16, "BF16": dtypes.bfloat16,
+           "I64": dtypes.int64, "I32": dtypes.int32}
 
 
 def save_tensors(path, tensors, metadata=None):
@@ -33,9 +38,15 @@ def load_tensors(path):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        return safetensors.numpy.load_file(str(path))
-    except Exception as err:  # the library raises its own error type for a bad header or a short file
+        entries = safetensors.deserialize(path.read_bytes())
+    except safetensors.SafetensorError as err:
         raise ValueError(f"{path}: not a valid safetensors file (truncated or corrupted?): {err}") from None
+    tensors = {}
+    for name, entry in entries:
+        if entry["dtype"] not in _DTYPES:
+            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}; tinyllm reads {sorted(_DTYPES)}")
+        tensors[name] = np.frombuffer(entry["data"], _DTYPES[entry["dtype"]]).reshape(entry["shape"]).copy()
+    return tensors
 
 
 def _split_optimizer_state(state_dict):

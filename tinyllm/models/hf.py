@@ -18,17 +18,13 @@ This module knows file formats and names only; gpt.py builds the model.
 """
 import json
 import os
-import tempfile
 
 import numpy as np
-from safetensors import SafetensorError, deserialize
-from safetensors.numpy import save_file
 
-from .. import dtypes
+from ..atomic import atomic_write_json
+from ..checkpoint import load_tensors, save_tensors
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
-# safetensors dtype names we read; bfloat16 is ml_dtypes' (older safetensors' NumPy loader lacks it).
-_DTYPES = {"F64": dtypes.float64, "F32": dtypes.float32, "F16": dtypes.float16, "BF16": dtypes.bfloat16}
 # Buffers that old GPT-2 checkpoints store next to the weights: the causal mask, not parameters.
 _GPT2_BUFFERS = (".attn.bias", ".attn.masked_bias")
 
@@ -117,18 +113,7 @@ def _name_map(config):
 
 def _read_safetensors(path):
     """name -> float32 array of every tensor in a safetensors file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        entries = deserialize(data)
-    except SafetensorError as err:
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupted?): {err}") from None
-    tensors = {}
-    for name, entry in entries:
-        if entry["dtype"] not in _DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}; tinyllm reads {sorted(_DTYPES)}")
-        tensors[name] = np.frombuffer(entry["data"], _DTYPES[entry["dtype"]]).reshape(entry["shape"]).astype(np.float32)
-    return tensors
+    return {name: array.astype(np.float32) for name, array in load_tensors(path).items()}
 
 
 def read_weights(directory, config, shapes):
@@ -178,18 +163,6 @@ def _hf_config(config):
                 attention_bias=False, mlp_bias=False, attention_dropout=c.dropout, tie_word_embeddings=c.tie_weights, dtype="float32")
 
 
-def _atomic_write(path, write):
-    """write(temporary path), then rename it over path: a crash never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write(directory, config, state):
     """config.json and model.safetensors in HF's format from our config and state dict (name -> array)."""
     tensors = {}
@@ -198,10 +171,5 @@ def write(directory, config, state):
         for (name, _), array in zip(parts, np.split(state[ours], offsets)):
             tensors[name] = np.ascontiguousarray(array.T if transposed else array, dtype=np.float32)
     os.makedirs(directory, exist_ok=True)
-    _atomic_write(os.path.join(directory, WEIGHTS), lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-
-    def write_config(tmp):
-        with open(tmp, "w") as f:
-            json.dump(_hf_config(config), f, indent=2)
-
-    _atomic_write(os.path.join(directory, CONFIG), write_config)
+    save_tensors(os.path.join(directory, WEIGHTS), tensors, metadata={"format": "pt"})
+    atomic_write_json(os.path.join(directory, CONFIG), _hf_config(config))
