@@ -4,11 +4,14 @@ import argparse
 import importlib
 import sys
 
-# Modules that define `add_commands(subparsers)`; each adds its subcommands with `set_defaults(run=fn)`.
+# Modules that define `add_commands(subparsers)`; each adds its subcommands with `set_defaults(handler=fn)`.
 COMMAND_MODULES = [
     "tinyllm.demo",
     "tinyllm.tokenizer.cli",
     "tinyllm.data.cli",
+    "tinyllm.train",
+    "tinyllm.sample",
+    "tinyllm.quickstart",
 ]
 
 
@@ -23,11 +26,11 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
+    if not hasattr(args, "handler"):
         parser.print_help()
         return 2
     try:
-        return args.run(args) or 0
+        return args.handler(args) or 0
     except (ValueError, FileNotFoundError, OSError) as err:  # user errors: one clear line, no traceback
         print(f"tinyllm {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -52,4 +52,4 @@ def add_commands(subparsers):
     p = subparsers.add_parser("demo", help="train a small MLP with the engine (a quick end-to-end check)")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=lambda args: train(steps=args.steps, seed=args.seed) and None)
+    p.set_defaults(handler=lambda args: train(steps=args.steps, seed=args.seed) and None)

@@ -27,7 +27,7 @@ def add_commands(subparsers):
                 {"method": ["lsh", "exact"]})
     _add_fields(p, SplitConfig, {"seed": "split-seed"})
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run=_prepare)
+    p.set_defaults(handler=_prepare)
 
 
 def _add_fields(parser, config_class, renames, choices=None):

@@ -60,15 +60,15 @@ def add_commands(subparsers):
     p.add_argument("--format", choices=list(OUT_FILES), default="tinyllm",
                    help="tinyllm: tokenizer.tinyllm.json; hf: tokenizer.json; gpt2: vocab.json + merges.txt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=train)
+    p.set_defaults(handler=train)
 
     p = sub.add_parser("encode", help="print the token ids of a text")
     p.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer file or folder")
     p.add_argument("--text", help="text to encode (default: standard input)")
     p.add_argument("--allow-special", action="store_true", help="recognise special tokens in the text")
-    p.set_defaults(run=encode)
+    p.set_defaults(handler=encode)
 
     p = sub.add_parser("decode", help="print the text of token ids")
     p.add_argument("--tokenizer", required=True, metavar="PATH", help="tokenizer file or folder")
     p.add_argument("ids", nargs="+", type=int, help="token ids")
-    p.set_defaults(run=decode)
+    p.set_defaults(handler=decode)
