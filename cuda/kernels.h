@@ -62,4 +62,8 @@ bool have_cublaslt();
 void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
                      int64_t workspace_bytes, uintptr_t stream);
 
+// attention.cu: q (BH, T, D), k and v (BH, S, D), o (BH, T, D), all bf16, D 64 or 128; lse (BH, T) float32.
+void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
+                       int D, bool causal, float scale, DType dt, uintptr_t stream);
+
 }  // namespace tinyllm::cuda

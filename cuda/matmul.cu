@@ -22,20 +22,6 @@ namespace {
 
 constexpr int BM = 128, BN = 128, BK = 32, kStages = 3, kThreads = 256, kPad = 8;
 
-// A tile of R x C bf16 elements of a row-major global matrix (leading dimension ld, valid extent
-// rows x cols), copied to shared memory with rows of C + kPad elements.
-template <int R, int C>
-__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, int64_t ld, int64_t row0, int64_t col0, int64_t rows,
-                                          int64_t cols) {
-    constexpr int chunks_per_row = C / 8;
-#pragma unroll
-    for (int i = threadIdx.x; i < R * chunks_per_row; i += kThreads) {
-        const int r = i / chunks_per_row, c = (i % chunks_per_row) * 8;
-        const bool valid = row0 + r < rows && col0 + c < cols;
-        cp_async16(s + r * (C + kPad) + c, valid ? g + (row0 + r) * ld + col0 + c : g, valid);
-    }
-}
-
 // Shared-memory shape of one stage of A (BM x BK, or BK x BM when transposed) and of B.
 template <bool TRANS> struct ATile {
     static constexpr int rows = TRANS ? BK : BM, cols = TRANS ? BM : BK, elems = rows * (cols + kPad);
@@ -65,10 +51,10 @@ __global__ void __launch_bounds__(kThreads) gemm_kernel(const bf16* __restrict__
     auto load_stage = [&](int stage, int64_t k0) {
         bf16* a = sA + stage * ATile<TA>::elems;
         bf16* b = sB + stage * BTile<TB>::elems;
-        if (TA) load_tile<BK, BM>(a, A, M, k0, m0, K, M);  // A stored K x M
-        else load_tile<BM, BK>(a, A, K, m0, k0, M, K);     // A stored M x K
-        if (TB) load_tile<BN, BK>(b, B, K, n0, k0, N, K);  // B stored N x K
-        else load_tile<BK, BN>(b, B, N, k0, n0, K, N);     // B stored K x N
+        if (TA) load_tile<BK, BM, kThreads, kPad>(a, A, M, k0, m0, K, M);  // A stored K x M
+        else load_tile<BM, BK, kThreads, kPad>(a, A, K, m0, k0, M, K);     // A stored M x K
+        if (TB) load_tile<BN, BK, kThreads, kPad>(b, B, K, n0, k0, N, K);  // B stored N x K
+        else load_tile<BK, BN, kThreads, kPad>(b, B, N, k0, n0, K, N);     // B stored K x N
     };
 
     float acc[4][4][4] = {};

@@ -46,6 +46,21 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// An R x C tile of a row-major bf16 matrix (leading dimension ld, valid extent rows x cols) copied
+// to shared memory with rows of C + PAD elements, 16 bytes per cp.async by THREADS threads.
+// Chunks outside the valid extent are zero-filled (cols must be a multiple of 8).
+template <int R, int C, int THREADS, int PAD>
+__device__ __forceinline__ void load_tile(bf16* s, const bf16* g, int64_t ld, int64_t row0, int64_t col0, int64_t rows,
+                                          int64_t cols) {
+    constexpr int chunks_per_row = C / 8;
+#pragma unroll
+    for (int i = threadIdx.x; i < R * chunks_per_row; i += THREADS) {
+        const int r = i / chunks_per_row, c = (i % chunks_per_row) * 8;
+        const bool valid = row0 + r < rows && col0 + c < cols;
+        cp_async16(s + r * (C + PAD) + c, valid ? g + (row0 + r) * ld + col0 + c : g, valid);
+    }
+}
+
 // Two floats packed as a bf16 pair (the A operand register format).
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);

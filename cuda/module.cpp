@@ -88,4 +88,9 @@ PYBIND11_MODULE(_cuda, m) {
         matmul_cublaslt(a, b, c, gemm_shape(batch, M, N, K, ta, tb, sa, sb, sc), dtype(dt), workspace, workspace_bytes,
                         stream);
     });
+
+    m.def("attention_forward", [](uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T,
+                                  int S, int D, bool causal, float scale, int dt, uintptr_t stream) {
+        attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, dtype(dt), stream);
+    });
 }

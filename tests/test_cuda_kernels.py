@@ -164,7 +164,7 @@ def test_matmul(monkeypatch, gemm, dtype, case):
 
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("T,S,D", [(17, 17, 64), (5, 33, 128)])
+@pytest.mark.parametrize("T,S,D", [(17, 17, 64), (5, 33, 128), (130, 130, 64), (64, 200, 128)])
 def test_attention(causal, dtype, T, S, D):
     q, k, v, do = rand((2, 3, T, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, T, D), dtype)
     scale = D ** -0.5
