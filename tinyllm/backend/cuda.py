@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import dtypes
 from . import reference
+from .cpu import CONTRACT  # the kernel names of the contract, listed once
 
 try:
     from .. import _cuda
@@ -35,13 +36,6 @@ except ImportError as err:  # the build is optional: say so once, then run on Cu
         stacklevel=2,
     )
 
-CONTRACT = (
-    "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-    "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
-    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
-    "attention_forward", "attention_backward", "cross_entropy_forward", "cross_entropy_backward",
-    "embedding_backward", "adamw_update",
-)
 # Contract names served by a differently named entry of tinyllm._cuda.
 _ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "softmax_backward"}
 
