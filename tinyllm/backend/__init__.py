@@ -1,10 +1,13 @@
 """Backends: one kernel contract (reference.py defines it), several implementations.
 
-`for_array(x)` picks the backend that owns an array: the C++ CPU backend for NumPy arrays (which
-falls back to the reference for kernels or dtypes it lacks). Set TINYLLM_BACKEND=reference to run
-everything on the pure-NumPy definitions, e.g. to compare a result against them.
+`for_array(x)` picks the backend that owns an array: the CUDA backend for CuPy arrays, the C++ CPU
+backend for NumPy arrays (each falls back to the reference definitions for kernels or dtypes it
+lacks). Set TINYLLM_BACKEND=reference to run NumPy arrays on the pure-NumPy definitions, e.g. to
+compare a result against them. CuPy is optional and never imported here: an array can only be a
+CuPy array once the caller has imported CuPy.
 """
 import os
+import sys
 
 from . import cpu, reference
 
@@ -15,4 +18,9 @@ if _FORCED not in ("", "cpu", "reference"):
 
 def for_array(x):
     """The backend module whose kernels run on array x."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        from . import cuda
+
+        return cuda
     return reference if _FORCED == "reference" else cpu

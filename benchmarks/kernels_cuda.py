@@ -1,0 +1,236 @@
+"""tinyllm's CUDA kernels against PyTorch on the same GPU, at the GPT-2 124M shapes
+(B 16, T 1024, d 768, 12 heads, vocab 50304), on random inputs.
+
+Each row is a function `row_*(reps)` returning a dict (ours and PyTorch's median milliseconds, the
+ratio PyTorch/ours, so > 1 means we are faster, and GB/s or TFLOP/s), so another harness can call
+them one by one. Timing: CUDA events around each call, the L2 cache flushed (a 256 MB write)
+before every timed repeat, medians over `reps` after warm-up.
+
+    python benchmarks/kernels_cuda.py [--reps 30] [--only layernorm,matmul]
+
+prints a table and writes the rows as JSON to $OUT/kernels_cuda.json if $OUT is set, else to
+benchmarks/results/kernels_cuda.json.
+"""
+import argparse
+import json
+import os
+import time
+
+import cupy
+import numpy as np
+import torch
+
+from tinyllm import dtypes
+from tinyllm.backend import cuda
+
+F = torch.nn.functional
+B, T, C, H, V = 16, 1024, 768, 12, 50304
+N = B * T
+BF16 = dtypes.bfloat16
+_flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+
+
+def median_ms(fn, reps, warmup=3):
+    """Median time of fn() in ms: CUDA events around each call, L2 flushed before each."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        _flush.zero_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        times.append((start, end))
+    torch.cuda.synchronize()
+    return float(np.median([s.elapsed_time(e) for s, e in times]))
+
+
+def rand(shape, dtype=np.float32, scale=1.0):
+    return (cupy.random.standard_normal(shape, dtype=np.float32) * scale).astype(dtype)
+
+
+def t(x):
+    return torch.from_dlpack(x)
+
+
+def row(name, ours, theirs, reps, gbytes=None, tflop=None):
+    """Time both; report throughput as GB/s (bytes moved, at least once each) or TFLOP/s."""
+    a, b = median_ms(ours, reps), median_ms(theirs, reps)
+    r = {"name": name, "ours_ms": a, "torch_ms": b, "ratio": b / a}
+    if gbytes is not None:
+        r.update(ours_GBps=gbytes / a * 1e3, torch_GBps=gbytes / b * 1e3)
+    if tflop is not None:
+        r.update(ours_TFLOPs=tflop / a * 1e3, torch_TFLOPs=tflop / b * 1e3)
+    return r
+
+
+def _pair(dtype):
+    return (np.float32, torch.float32) if dtype == "fp32" else (BF16, torch.bfloat16)
+
+
+def row_layernorm_forward(reps, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    x, w, b = rand((N, C), nd), rand((C,), nd), rand((C,), nd)
+    tx, tw, tb = t(x), t(w), t(b)
+    size = x.itemsize * N * C * 2 / 1e9
+    return row(f"layernorm fwd {dtype} {N}x{C}", lambda: cuda.layernorm_forward(x, w, b, 1e-5),
+               lambda: F.layer_norm(tx, (C,), tw, tb, 1e-5), reps, gbytes=size)
+
+
+def row_layernorm_backward(reps, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    x, w, b, dy = rand((N, C), nd), rand((C,), nd), rand((C,), nd), rand((N, C), nd)
+    _, mean, rstd = cuda.layernorm_forward(x, w, b, 1e-5)
+    tx, tw, tb, tdy = t(x), t(w), t(b), t(dy)
+    _, tmean, trstd = torch.ops.aten.native_layer_norm(tx, (C,), tw, tb, 1e-5)
+    size = x.itemsize * N * C * 3 / 1e9
+    return row(f"layernorm bwd {dtype} {N}x{C}", lambda: cuda.layernorm_backward(dy, x, w, mean, rstd),
+               lambda: torch.ops.aten.native_layer_norm_backward(tdy, tx, (C,), tmean, trstd, tw, tb, [True] * 3),
+               reps, gbytes=size)
+
+
+def row_softmax_forward(reps, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    x = rand((N * 4, T), nd)
+    tx = t(x)
+    return row(f"softmax fwd {dtype} {N * 4}x{T}", lambda: cuda.softmax_forward(x), lambda: torch.softmax(tx, -1),
+               reps, gbytes=x.nbytes * 2 / 1e9)
+
+
+def row_cross_entropy(reps, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    logits = rand((N, V), nd, 2.0)
+    targets = cupy.random.randint(0, V, N).astype(np.int64)
+    ones = cupy.full(N, 1.0 / N, np.float32)
+    tl, tt = t(logits).requires_grad_(), t(targets)
+
+    def ours():
+        _, lse = cuda.cross_entropy_forward(logits, targets)
+        cuda.cross_entropy_backward(ones, logits, targets, lse)
+
+    def theirs():
+        F.cross_entropy(tl, tt).backward()
+        tl.grad = None
+
+    return row(f"cross-entropy fwd+bwd {dtype} {N}x{V}", ours, theirs, reps, gbytes=logits.nbytes * 3 / 1e9)
+
+
+def row_gelu(reps, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    x, dy = rand((N, 4 * C), nd), rand((N, 4 * C), nd)
+    tx, tdy = t(x), t(dy)
+
+    def ours():
+        cuda.gelu_forward(x, "tanh")
+        cuda.gelu_backward(dy, x, "tanh")
+
+    def theirs():
+        F.gelu(tx, approximate="tanh")
+        torch.ops.aten.gelu_backward(tdy, tx, approximate="tanh")
+
+    return row(f"gelu tanh fwd+bwd {dtype} {N}x{4 * C}", ours, theirs, reps, gbytes=x.nbytes * 5 / 1e9)
+
+
+def row_embedding_backward(reps, dtype="fp32"):
+    nd, _ = _pair(dtype)
+    dy, idx = rand((N, C), nd), cupy.random.randint(0, V, N).astype(np.int64)
+    tdy, tidx = t(dy), t(idx)
+    return row(f"embedding bwd {dtype} {N}x{C} -> {V}", lambda: cuda.embedding_backward(dy, idx, V),
+               lambda: torch.ops.aten.embedding_dense_backward(tdy, tidx, V, -1, False), reps,
+               gbytes=(dy.nbytes + V * C * dy.itemsize) / 1e9)
+
+
+def row_adamw(reps, n=124_475_904):
+    p, g, m, v = rand((n,)), rand((n,)), cupy.zeros(n, np.float32), cupy.zeros(n, np.float32)
+    tp = t(p.copy()).requires_grad_()
+    tp.grad = t(g)
+    opt = torch.optim.AdamW([tp], lr=1e-4, weight_decay=0.1, fused=True)
+    step = [0]
+
+    def ours():
+        step[0] += 1
+        cuda.adamw_update(p, g, m, v, 1e-4, 0.9, 0.999, 1e-8, 0.1, step[0])
+
+    return row(f"adamw fp32 {n / 1e6:.1f}M params, one tensor", ours, opt.step, reps, gbytes=n * 4 * 7 / 1e9)
+
+
+def row_matmul(reps, shape=(N, 2304, C), impl="ours"):
+    M, Nn, K = shape
+    x, w = rand((M, K), BF16), rand((Nn, K), BF16)
+    tx, tw = t(x), t(w)
+    cuda.GEMM = impl
+
+    def ours():
+        cuda.matmul(x, w, False, True)
+
+    r = row(f"matmul {impl} bf16 {M}x{Nn}x{K} (x @ w^T)", ours, lambda: tx @ tw.T, reps, tflop=2 * M * Nn * K / 1e12)
+    cuda.GEMM = "cublaslt"
+    return r
+
+
+def row_attention_forward(reps):
+    q, k, v = (rand((B, H, T, 64), BF16) for _ in range(3))
+    tq, tk, tv = t(q), t(k), t(v)
+    flop = 4 * B * H * T * T * 64 / 2  # causal: half the scores; two GEMMs
+    return row("attention fwd bf16 causal B16 H12 T1024 D64", lambda: cuda.attention_forward(q, k, v, True, 0.125),
+               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), reps, tflop=flop / 1e12)
+
+
+def row_attention(reps):
+    q, k, v = (rand((B, H, T, 64), BF16) for _ in range(3))
+    do = rand((B, H, T, 64), BF16)
+    tq, tk, tv = (t(a).requires_grad_() for a in (q, k, v))
+    tdo = t(do)
+
+    def ours():
+        o, lse = cuda.attention_forward(q, k, v, True, 0.125)
+        cuda.attention_backward(do, q, k, v, o, lse, True, 0.125)
+
+    def theirs():
+        F.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdo)
+
+    flop = 4 * B * H * T * T * 64 / 2 * 3.5  # causal: half the scores; fwd 2 GEMMs + bwd 5
+    name = "attention fwd+bwd bf16 causal B16 H12 T1024 D64" + ("" if "attention_backward" in cuda.native_kernels()
+                                                                 else " (ours: bwd on CuPy)")
+    return row(name, ours, theirs, reps, tflop=flop / 1e12)
+
+
+ROWS = {
+    "layernorm": [lambda r: row_layernorm_forward(r, "fp32"), row_layernorm_forward,
+                  lambda r: row_layernorm_backward(r, "fp32"), row_layernorm_backward],
+    "softmax": [lambda r: row_softmax_forward(r, "fp32"), row_softmax_forward],
+    "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],
+    "gelu": [row_gelu],
+    "embedding": [row_embedding_backward],
+    "adamw": [row_adamw],
+    "matmul": [lambda r, s=s, i=i: row_matmul(r, s, i) for s in [(N, 3 * C, C), (N, 4 * C, C), (N, C, 4 * C), (N, V, C)]
+               for i in ("ours", "cublaslt")],
+    "attention": [row_attention_forward, row_attention],
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--only", default=",".join(ROWS))
+    args = ap.parse_args()
+    print(f"{torch.cuda.get_device_name()}, native kernels: {', '.join(cuda.native_kernels())}")
+    rows = []
+    for group in args.only.split(","):
+        for fn in ROWS[group]:
+            t0 = time.time()
+            r = fn(args.reps)
+            rows.append(r)
+            rate = (f"{r['ours_GBps']:7.0f} / {r['torch_GBps']:7.0f} GB/s" if "ours_GBps" in r else
+                    f"{r['ours_TFLOPs']:7.1f} / {r['torch_TFLOPs']:7.1f} TFLOP/s")
+            print(f"{r['name']:<58} ours {r['ours_ms']:8.3f} ms  torch {r['torch_ms']:8.3f} ms  "
+                  f"x{r['ratio']:5.2f}  {rate}  ({time.time() - t0:.0f}s)", flush=True)
+    out = os.environ.get("OUT") or os.path.join(os.path.dirname(__file__), "results")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "kernels_cuda.json"), "w") as f:
+        json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

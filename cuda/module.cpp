@@ -1,0 +1,96 @@
+// The pybind11 module tinyllm._cuda: thin bindings of the host entry points in kernels.h.
+//
+// Compiled by the host C++ compiler (only the .cu files go through nvcc). Arguments are plain
+// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16) and
+// the stream (`cupy.cuda.get_current_stream().ptr`). tinyllm/backend/cuda.py checks shapes and
+// dtypes and allocates the outputs; a CUDA error raises RuntimeError.
+#include <pybind11/pybind11.h>
+
+#include "kernels.h"
+
+namespace py = pybind11;
+using namespace tinyllm::cuda;
+
+namespace {
+DType dtype(int code) { return static_cast<DType>(code); }
+GemmShape gemm_shape(int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb, int64_t sa, int64_t sb, int64_t sc) {
+    return GemmShape{batch, M, N, K, ta, tb, sa, sb, sc};
+}
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+    m.doc() = "tinyllm CUDA kernels (see cuda/kernels.h for the conventions)";
+
+    m.def("norm_backward_scratch_floats", &norm_backward_scratch_floats);
+    m.def("layernorm_forward", [](uintptr_t x, uintptr_t w, uintptr_t b, uintptr_t y, uintptr_t mean, uintptr_t rstd,
+                                  int64_t N, int C, float eps, int dt, uintptr_t stream) {
+        layernorm_forward(x, w, b, y, mean, rstd, N, C, eps, dtype(dt), stream);
+    });
+    m.def("layernorm_backward", [](uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t mean, uintptr_t rstd, uintptr_t dx,
+                                   uintptr_t dw, uintptr_t db, uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
+        layernorm_backward(dy, x, w, mean, rstd, dx, dw, db, scratch, N, C, dtype(dt), stream);
+    });
+    m.def("rmsnorm_forward", [](uintptr_t x, uintptr_t w, uintptr_t y, uintptr_t rstd, int64_t N, int C, float eps, int dt,
+                                uintptr_t stream) { rmsnorm_forward(x, w, y, rstd, N, C, eps, dtype(dt), stream); });
+    m.def("rmsnorm_backward", [](uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t rstd, uintptr_t dx, uintptr_t dw,
+                                 uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
+        rmsnorm_backward(dy, x, w, rstd, dx, dw, scratch, N, C, dtype(dt), stream);
+    });
+
+    m.def("softmax_forward", [](uintptr_t x, uintptr_t y, int64_t N, int C, bool log, int dt, uintptr_t stream) {
+        softmax_forward(x, y, N, C, log, dtype(dt), stream);
+    });
+    m.def("softmax_backward", [](uintptr_t dy, uintptr_t y, uintptr_t dx, int64_t N, int C, bool log, int dt,
+                                 uintptr_t stream) { softmax_backward(dy, y, dx, N, C, log, dtype(dt), stream); });
+
+    m.def("cross_entropy_forward", [](uintptr_t logits, uintptr_t targets, uintptr_t losses, uintptr_t lse, int64_t N,
+                                      int V, int64_t ignore_index, int dt, uintptr_t stream) {
+        cross_entropy_forward(logits, targets, losses, lse, N, V, ignore_index, dtype(dt), stream);
+    });
+    m.def("cross_entropy_backward", [](uintptr_t dlosses, uintptr_t logits, uintptr_t targets, uintptr_t lse,
+                                       uintptr_t dlogits, int64_t N, int V, int64_t ignore_index, int dt, uintptr_t stream) {
+        cross_entropy_backward(dlosses, logits, targets, lse, dlogits, N, V, ignore_index, dtype(dt), stream);
+    });
+
+    m.def("gelu_forward", [](uintptr_t x, uintptr_t y, int64_t n, bool tanh, int dt, uintptr_t stream) {
+        gelu_forward(x, y, n, tanh, dtype(dt), stream);
+    });
+    m.def("gelu_backward", [](uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, bool tanh, int dt, uintptr_t stream) {
+        gelu_backward(dy, x, dx, n, tanh, dtype(dt), stream);
+    });
+    m.def("silu_forward", [](uintptr_t x, uintptr_t y, int64_t n, int dt, uintptr_t stream) {
+        silu_forward(x, y, n, dtype(dt), stream);
+    });
+    m.def("silu_backward", [](uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, int dt, uintptr_t stream) {
+        silu_backward(dy, x, dx, n, dtype(dt), stream);
+    });
+
+    m.def("embedding_backward", [](uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, int dt,
+                                   uintptr_t stream) { embedding_backward(dy, keys, dw, N, D, rows, dtype(dt), stream); });
+
+    m.def("adamw_update", [](uintptr_t p, uintptr_t g, uintptr_t m1, uintptr_t m2, int64_t n, double lr, double b1,
+                             double b2, double eps, double wd, int64_t step, int grad_dt, uintptr_t stream) {
+        adamw_update(p, g, m1, m2, n, lr, b1, b2, eps, wd, step, dtype(grad_dt), stream);
+    });
+
+    m.def("matmul_supported", [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t batch, int64_t M, int64_t N, int64_t K,
+                                 bool ta, bool tb, int64_t sa, int64_t sb, int64_t sc, int dt) {
+        return matmul_supported(a, b, c, gemm_shape(batch, M, N, K, ta, tb, sa, sb, sc), dtype(dt));
+    });
+    m.def("matmul", [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta,
+                       bool tb, int64_t sa, int64_t sb, int64_t sc, int dt, uintptr_t stream) {
+        matmul(a, b, c, gemm_shape(batch, M, N, K, ta, tb, sa, sb, sc), dtype(dt), stream);
+    });
+    m.def("have_cublaslt", &have_cublaslt);
+    m.def("matmul_cublaslt", [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t batch, int64_t M, int64_t N, int64_t K,
+                                bool ta, bool tb, int64_t sa, int64_t sb, int64_t sc, int dt, uintptr_t workspace,
+                                int64_t workspace_bytes, uintptr_t stream) {
+        matmul_cublaslt(a, b, c, gemm_shape(batch, M, N, K, ta, tb, sa, sb, sc), dtype(dt), workspace, workspace_bytes,
+                        stream);
+    });
+
+    m.def("attention_forward", [](uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T,
+                                  int S, int D, bool causal, float scale, int dt, uintptr_t stream) {
+        attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, dtype(dt), stream);
+    });
+}

@@ -1,0 +1,184 @@
+"""The CUDA backend against the reference (float64, on the host) and against PyTorch CUDA.
+
+Every kernel runs on random non-zero inputs of awkward shapes (1, 3, 17, 127, rows not a multiple of
+the 16-byte vector, so both the vector and the scalar paths run), in float32 and bfloat16, with its
+outputs poisoned (NaN) first so an unwritten element fails. Errors are measured as
+||out - ref|| / ||ref||:
+- float32: 2e-5. The kernels compute in float32 (matmul without TF32); a few ulps of rounding over
+  sums of up to ~50k terms land near 1e-6.
+- bfloat16: 1e-2. Outputs are rounded to bfloat16 (relative step 2^-8 = 3.9e-3, so about 2e-3 in
+  the norm); reductions accumulate in float32, so the error does not grow with the length.
+The reference sees the very bf16 values the kernel saw (upcast to float64).
+"""
+import numpy as np
+import pytest
+
+cupy = pytest.importorskip("cupy")
+
+from tinyllm import dtypes  # noqa: E402
+from tinyllm.backend import cuda, for_array, reference  # noqa: E402
+
+pytestmark = pytest.mark.cuda
+
+DTYPES = [np.float32, dtypes.bfloat16]
+TOL = {np.dtype(np.float32): 2e-5, dtypes.bfloat16: 1e-2}
+ROWS = [(1, 3), (17, 127), (3, 5, 768)]  # (..., C): odd lengths take the scalar path
+
+
+@pytest.fixture(autouse=True)
+def poisoned_outputs(monkeypatch):
+    monkeypatch.setattr(cuda, "_empty", lambda shape, dtype=np.float32: cupy.full(shape, np.nan, dtype))
+
+
+def rand(shape, dtype, scale=1.0, rng=np.random.default_rng(0)):
+    return cupy.asarray((rng.standard_normal(shape) * scale).astype(np.float32)).astype(dtype)
+
+
+def f64(x):
+    return None if x is None else cupy.asnumpy(x).astype(np.float64)
+
+
+def close(out, ref, tol):
+    out = f64(out)
+    assert out.shape == ref.shape, (out.shape, ref.shape)
+    assert np.isfinite(out).all() or not np.isfinite(ref).all(), "unwritten or non-finite output"
+    err = np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-30)
+    assert err < tol, f"relative error {err:.2e} over {tol:.0e}"
+
+
+def test_cupy_arrays_get_the_cuda_backend():
+    assert for_array(cupy.zeros(2)) is cuda
+    assert {"layernorm_forward", "cross_entropy_forward", "matmul", "adamw_update"} <= set(cuda.native_kernels())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ROWS)
+def test_layernorm(dtype, shape):
+    x, w, b, dy = rand(shape, dtype, 2.0), rand(shape[-1:], dtype), rand(shape[-1:], dtype), rand(shape, dtype)
+    x = x + 3.0  # a mean far from 0 exercises the two-pass variance
+    y, mean, rstd = cuda.layernorm_forward(x, w, b, 1e-5)
+    ry, rmean, rrstd = reference.layernorm_forward(f64(x), f64(w), f64(b), 1e-5)
+    for o, r in ((y, ry), (mean, rmean), (rstd, rrstd)):
+        close(o, r, TOL[np.dtype(dtype)])
+    grads = cuda.layernorm_backward(dy, x, w, mean, rstd)
+    for o, r in zip(grads, reference.layernorm_backward(f64(dy), f64(x), f64(w), rmean, rrstd)):
+        close(o, r, TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ROWS)
+def test_rmsnorm(dtype, shape):
+    x, w, dy = rand(shape, dtype), rand(shape[-1:], dtype), rand(shape, dtype)
+    y, rstd = cuda.rmsnorm_forward(x, w, 1e-6)
+    ry, rrstd = reference.rmsnorm_forward(f64(x), f64(w), 1e-6)
+    close(y, ry, TOL[np.dtype(dtype)])
+    close(rstd, rrstd, TOL[np.dtype(dtype)])
+    for o, r in zip(cuda.rmsnorm_backward(dy, x, w, rstd), reference.rmsnorm_backward(f64(dy), f64(x), f64(w), rrstd)):
+        close(o, r, TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", ROWS + [(2, 50304)])
+def test_softmax(log, dtype, shape):
+    fwd, bwd = ("log_softmax_forward", "log_softmax_backward") if log else ("softmax_forward", "softmax_backward")
+    x, dy = rand(shape, dtype, 3.0), rand(shape, dtype)
+    y = getattr(cuda, fwd)(x)
+    ry = getattr(reference, fwd)(f64(x))
+    close(y, ry, TOL[np.dtype(dtype)])
+    # The backward is checked on the kernel's own y, so that only the backward's error counts.
+    close(getattr(cuda, bwd)(dy, y), getattr(reference, bwd)(f64(dy), f64(y)), TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,V", [(1, 3), (17, 127), (9, 50304)])
+def test_cross_entropy(dtype, N, V):
+    logits = rand((N, V), dtype, 4.0)
+    targets = cupy.asarray(np.random.default_rng(1).integers(0, V, N))
+    targets[N // 2] = -100  # one ignored row
+    losses, lse = cuda.cross_entropy_forward(logits, targets)
+    rl, rlse = reference.cross_entropy_forward(f64(logits), cupy.asnumpy(targets))
+    assert losses.dtype == lse.dtype == np.float32
+    close(losses, rl, 2e-5)  # float32 statistics whatever the storage
+    close(lse, rlse, 2e-5)
+    dl = rand((N,), np.float32)
+    dlogits = cuda.cross_entropy_backward(dl, logits, targets, lse)
+    close(dlogits, reference.cross_entropy_backward(f64(dl), f64(logits), cupy.asnumpy(targets), rlse),
+          TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3,), (17, 127), (4, 1024, 3)])
+@pytest.mark.parametrize("kind", ["gelu", "gelu_tanh", "silu"])
+def test_activation(kind, dtype, shape):
+    x, dy = rand(shape, dtype, 3.0), rand(shape, dtype)
+    extra = () if kind == "silu" else ("tanh" if kind == "gelu_tanh" else "none",)
+    name = kind.replace("_tanh", "")
+    close(getattr(cuda, name + "_forward")(x, *extra), getattr(reference, name + "_forward")(f64(x), *extra),
+          TOL[np.dtype(dtype)])
+    close(getattr(cuda, name + "_backward")(dy, x, *extra),
+          getattr(reference, name + "_backward")(f64(dy), f64(x), *extra), TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,D,V", [(1, 3, 5), (300, 127, 17), (4096, 768, 1000)])
+def test_embedding_backward_is_exact_and_deterministic(dtype, N, D, V):
+    dy = rand((N, D), dtype)
+    idx = cupy.asarray(np.random.default_rng(2).integers(0, V, N))
+    dw = cuda.embedding_backward(dy, idx, V)
+    close(dw, reference.embedding_backward(f64(dy), cupy.asnumpy(idx), V), TOL[np.dtype(dtype)])
+    assert (cuda.embedding_backward(dy, idx, V) == dw).all()  # the same bits every run
+
+
+@pytest.mark.parametrize("grad_dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 1 << 20])
+def test_adamw(grad_dtype, n):
+    p, m, v, g = rand((n,), np.float32), rand((n,), np.float32), rand((n,), np.float32) ** 2, rand((n,), grad_dtype)
+    rp, rm, rv = f64(p), f64(m), f64(v)
+    reference.adamw_update(rp, f64(g), rm, rv, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7)
+    cuda.adamw_update(p, g, m, v, 1e-3, 0.9, 0.95, 1e-8, 0.1, 7)
+    for o, r in ((p, rp), (m, rm), (v, rv)):
+        close(o, r, 2e-6)
+
+
+GEMMS = [  # (a shape, b shape, trans_a, trans_b)
+    ((17, 33), (33, 9), False, False),
+    ((64, 136), (200, 136), False, True),
+    ((136, 64), (136, 200), True, False),
+    ((40, 24), (56, 40), True, True),
+    ((2, 3, 129, 64), (64, 72), False, False),
+    ((5, 72, 48), (5, 200, 48), False, True),
+    ((3, 1, 64, 40), (4, 64, 56), True, False),
+]
+
+
+@pytest.mark.parametrize("gemm", ["cublaslt", "ours"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(len(GEMMS)))
+def test_matmul(monkeypatch, gemm, dtype, case):
+    sa, sb, ta, tb = GEMMS[case]
+    monkeypatch.setattr(cuda, "GEMM", gemm)
+    a, b = rand(sa, dtype), rand(sb, dtype)
+    close(cuda.matmul(a, b, ta, tb), reference.matmul(f64(a), f64(b), ta, tb), TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,S,D", [(17, 17, 64), (5, 33, 128), (130, 130, 64), (64, 200, 128)])
+def test_attention(causal, dtype, T, S, D):
+    q, k, v, do = rand((2, 3, T, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, T, D), dtype)
+    scale = D ** -0.5
+    o, lse = cuda.attention_forward(q, k, v, causal, scale)
+    ro, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, scale)
+    close(o, ro, TOL[np.dtype(dtype)])
+    close(lse, rlse, 2e-5)
+    grads = cuda.attention_backward(do, q, k, v, o, lse, causal, scale)
+    for g, r in zip(grads, reference.attention_backward(f64(do), f64(q), f64(k), f64(v), f64(o), rlse, causal, scale)):
+        close(g, r, 2 * TOL[np.dtype(dtype)])
+
+
+def test_float64_runs_the_cupy_fallback():
+    x, w = rand((4, 9), np.float64), rand((9,), np.float64)
+    y, _, _ = cuda.layernorm_forward(x, w, None, 1e-5)
+    assert y.dtype == np.float64
+    close(y, reference.layernorm_forward(f64(x), f64(w), None, 1e-5)[0], 1e-12)

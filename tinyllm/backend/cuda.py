@@ -1,0 +1,438 @@
+"""The CUDA backend: the kernel contract of reference.py on CuPy arrays, served by our CUDA kernels
+in tinyllm._cuda (cuda/*.cu).
+
+Each function has the signature of its reference twin. It checks shapes and dtypes, makes the
+inputs C-contiguous, allocates the outputs with CuPy (so memory comes from CuPy's pool) and calls
+the kernel with plain device pointers and CuPy's current stream, so the work is ordered with CuPy's
+and is captured by a CUDA graph like any other launch on that stream.
+
+Dtypes: the kernels store float32 or bfloat16 and compute in float32. Outputs have the input's
+dtype, except the statistics a backward pass needs (layernorm's mean and rstd, cross-entropy's
+losses and lse), which are float32 whatever the storage. AdamW keeps float32 parameters and state;
+its gradient may be bfloat16. Anything else (float64, mixed dtypes, a kernel we have not written
+yet) runs the explicit CuPy fallback at the end of this file, and `native_kernels()` tells which
+kernels run compiled.
+"""
+import math
+import os
+import types
+import warnings
+
+import cupy
+import numpy as np
+
+from .. import dtypes
+from . import reference
+from .cpu import CONTRACT  # the kernel names of the contract, listed once
+
+try:
+    from .. import _cuda
+except ImportError as err:  # the build is optional: say so once, then run on CuPy
+    _cuda = None
+    warnings.warn(
+        f"tinyllm: the CUDA kernels (tinyllm._cuda) are not available ({err}); CuPy arrays run on "
+        "the CuPy fallbacks, which are correct but slower. Build them with nvcc on the PATH.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+# Contract names served by a differently named entry of tinyllm._cuda.
+_ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "softmax_backward"}
+
+F32 = np.dtype(np.float32)
+_CODES = {F32: 0, dtypes.bfloat16: 1}  # the dtype codes of cuda/kernels.h
+
+# Which GEMM serves matmul: "cublaslt" (NVIDIA's, through cuBLASLt) or "ours" (cuda/matmul.cu,
+# bf16 only; other cases go to cuBLASLt). The benchmark times both.
+GEMM = os.environ.get("TINYLLM_CUDA_GEMM", "cublaslt")
+_WORKSPACE_BYTES = 32 << 20
+
+
+def native_kernels():
+    """Names of the contract's kernels that run our CUDA code (the rest run the CuPy fallbacks)."""
+    return [name for name in CONTRACT if _cuda is not None and hasattr(_cuda, _ENTRY.get(name, name))]
+
+
+def _empty(shape, dtype=F32):
+    """Output allocation. Tests replace it with a NaN-filled allocator to catch unwritten outputs."""
+    return cupy.empty(shape, dtype)
+
+
+def _stream():
+    return cupy.cuda.get_current_stream().ptr
+
+
+def _code(name, *arrays):
+    """The dtype code when the kernel `name` exists and the arrays share a supported dtype, else None."""
+    if _cuda is None or not hasattr(_cuda, _ENTRY.get(name, name)):
+        return None
+    kinds = {a.dtype for a in arrays if a is not None}
+    return _CODES.get(kinds.pop()) if len(kinds) == 1 else None
+
+
+def _c(x, dtype=None):
+    return cupy.ascontiguousarray(x, dtype=dtype)
+
+
+def _rows(x):
+    """x as a C-contiguous (rows, last-axis) matrix."""
+    return _c(x).reshape(-1, x.shape[-1])
+
+
+def _ptr(x):
+    return 0 if x is None else x.data.ptr
+
+
+# ----------------------------------------------------------------------------------------------
+# matmul
+
+
+def _workspace():
+    """cuBLASLt's scratch space, one per device, from CuPy's pool."""
+    dev = cupy.cuda.Device().id
+    if dev not in _workspace.buffers:
+        _workspace.buffers[dev] = cupy.empty(_WORKSPACE_BYTES, np.uint8)
+    return _workspace.buffers[dev]
+
+
+_workspace.buffers = {}
+
+
+def _batched(x, batch):
+    """(x as a C-contiguous stack of matrices over `batch`, the stride between them: 0 if shared)."""
+    if x.ndim == 2:
+        return _c(x), 0
+    if x.shape[:-2] != batch:
+        x = cupy.broadcast_to(x, batch + x.shape[-2:])
+    x = _c(x)
+    return x, x.shape[-1] * x.shape[-2]
+
+
+def matmul(a, b, trans_a=False, trans_b=False):
+    code = _code("matmul", a, b)
+    if code is None or a.ndim < 2 or b.ndim < 2:
+        return _fallback.matmul(a, b, trans_a, trans_b)
+    M, K = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
+    Kb, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
+    if K != Kb:
+        raise ValueError(f"matmul: inner dimensions differ, {a.shape} and {b.shape} (trans {trans_a}, {trans_b})")
+    if b.ndim == 2 and not trans_a:  # (..., M, K) @ (K, N): one GEMM over all rows of a
+        (a3, sa), (b3, sb) = (_c(a), 0), (_c(b), 0)
+        batch, rows, shape = 1, int(np.prod(a.shape[:-1])), (*a.shape[:-1], N)
+    else:
+        lead = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        (a3, sa), (b3, sb) = _batched(a, lead), _batched(b, lead)
+        batch, rows, shape = int(np.prod(lead)), M, (*lead, M, N)
+    c = _empty(shape, a.dtype)
+    args = (a3.data.ptr, b3.data.ptr, c.data.ptr, batch, rows, N, K, trans_a, trans_b, sa, sb, rows * N, code)
+    if GEMM == "ours" and _cuda.matmul_supported(*args):
+        _cuda.matmul(*args, _stream())
+    elif _cuda.have_cublaslt():
+        ws = _workspace()
+        _cuda.matmul_cublaslt(*args, ws.data.ptr, ws.nbytes, _stream())
+    else:
+        return _fallback.matmul(a, b, trans_a, trans_b)
+    return c
+
+
+# ----------------------------------------------------------------------------------------------
+# softmax
+
+
+def _softmax(name, x, log):
+    code = _code(name, x)
+    if code is None:
+        return getattr(_fallback, name)(x)
+    y = _empty(x.shape, x.dtype)
+    x2 = _rows(x)
+    _cuda.softmax_forward(x2.data.ptr, y.data.ptr, x2.shape[0], x2.shape[1], log, code, _stream())
+    return y
+
+
+def _softmax_grad(name, dy, y, log):
+    code = _code(name, dy, y)
+    if code is None:
+        return getattr(_fallback, name)(dy, y)
+    dx = _empty(y.shape, y.dtype)
+    dy2, y2 = _rows(dy), _rows(y)
+    _cuda.softmax_backward(dy2.data.ptr, y2.data.ptr, dx.data.ptr, y2.shape[0], y2.shape[1], log, code, _stream())
+    return dx
+
+
+def softmax_forward(x):
+    return _softmax("softmax_forward", x, False)
+
+
+def softmax_backward(dy, y):
+    return _softmax_grad("softmax_backward", dy, y, False)
+
+
+def log_softmax_forward(x):
+    return _softmax("log_softmax_forward", x, True)
+
+
+def log_softmax_backward(dy, y):
+    return _softmax_grad("log_softmax_backward", dy, y, True)
+
+
+# ----------------------------------------------------------------------------------------------
+# normalisation
+
+
+def layernorm_forward(x, w, b, eps):
+    code = _code("layernorm_forward", x, w, b)
+    if code is None:
+        return _fallback.layernorm_forward(x, w, b, eps)
+    x2, w, b = _rows(x), _c(w), None if b is None else _c(b)
+    y, mean, rstd = _empty(x.shape, x.dtype), _empty(x.shape[:-1]), _empty(x.shape[:-1])
+    _cuda.layernorm_forward(x2.data.ptr, w.data.ptr, _ptr(b), y.data.ptr, mean.data.ptr, rstd.data.ptr,
+                            x2.shape[0], x2.shape[1], float(eps), code, _stream())
+    return y, mean, rstd
+
+
+def layernorm_backward(dy, x, w, mean, rstd):
+    code = _code("layernorm_backward", dy, x, w)
+    if code is None or mean.dtype != F32 or rstd.dtype != F32:
+        return _fallback.layernorm_backward(dy, x, w, mean, rstd)
+    dy2, x2, w, mean, rstd = _rows(dy), _rows(x), _c(w), _c(mean), _c(rstd)
+    N, C = x2.shape
+    dx, dw, db = _empty(x.shape, x.dtype), _empty((C,), w.dtype), _empty((C,), w.dtype)
+    scratch = cupy.empty(_cuda.norm_backward_scratch_floats(N, C), F32)
+    _cuda.layernorm_backward(dy2.data.ptr, x2.data.ptr, w.data.ptr, mean.data.ptr, rstd.data.ptr, dx.data.ptr,
+                             dw.data.ptr, db.data.ptr, scratch.data.ptr, N, C, code, _stream())
+    return dx, dw, db
+
+
+def rmsnorm_forward(x, w, eps):
+    code = _code("rmsnorm_forward", x, w)
+    if code is None:
+        return _fallback.rmsnorm_forward(x, w, eps)
+    x2, w = _rows(x), _c(w)
+    y, rstd = _empty(x.shape, x.dtype), _empty(x.shape[:-1])
+    _cuda.rmsnorm_forward(x2.data.ptr, w.data.ptr, y.data.ptr, rstd.data.ptr, x2.shape[0], x2.shape[1], float(eps),
+                          code, _stream())
+    return y, rstd
+
+
+def rmsnorm_backward(dy, x, w, rstd):
+    code = _code("rmsnorm_backward", dy, x, w)
+    if code is None or rstd.dtype != F32:
+        return _fallback.rmsnorm_backward(dy, x, w, rstd)
+    dy2, x2, w, rstd = _rows(dy), _rows(x), _c(w), _c(rstd)
+    N, C = x2.shape
+    dx, dw = _empty(x.shape, x.dtype), _empty((C,), w.dtype)
+    scratch = cupy.empty(_cuda.norm_backward_scratch_floats(N, C), F32)
+    _cuda.rmsnorm_backward(dy2.data.ptr, x2.data.ptr, w.data.ptr, rstd.data.ptr, dx.data.ptr, dw.data.ptr,
+                           scratch.data.ptr, N, C, code, _stream())
+    return dx, dw
+
+
+# ----------------------------------------------------------------------------------------------
+# activations
+
+
+def _elementwise(name, out_of, *arrays, **flags):
+    """Run an elementwise kernel over the flattened arrays; out has the shape and dtype of `out_of`."""
+    code = _code(name, *arrays)
+    if code is None:
+        return None
+    flat = [_c(a).reshape(-1) for a in arrays]
+    out = _empty(out_of.shape, out_of.dtype)
+    getattr(_cuda, name)(*(a.data.ptr for a in flat), out.data.ptr, out.size, *flags.values(), code, _stream())
+    return out
+
+
+def gelu_forward(x, approximate="none"):
+    y = _elementwise("gelu_forward", x, x, tanh=approximate == "tanh")
+    return _fallback.gelu_forward(x, approximate) if y is None else y
+
+
+def gelu_backward(dy, x, approximate="none"):
+    dx = _elementwise("gelu_backward", x, dy, x, tanh=approximate == "tanh")
+    return _fallback.gelu_backward(dy, x, approximate) if dx is None else dx
+
+
+def silu_forward(x):
+    y = _elementwise("silu_forward", x, x)
+    return _fallback.silu_forward(x) if y is None else y
+
+
+def silu_backward(dy, x):
+    dx = _elementwise("silu_backward", x, dy, x)
+    return _fallback.silu_backward(dy, x) if dx is None else dx
+
+
+# ----------------------------------------------------------------------------------------------
+# attention: (B, H, T, D) tensors
+
+
+def attention_forward(q, k, v, causal, scale):
+    code = _code("attention_forward", q, k, v)
+    B, H, T, D = q.shape
+    if code != _CODES[dtypes.bfloat16] or D not in (64, 128) or k.shape[:2] != (B, H) or k.shape != v.shape:
+        return _fallback.attention_forward(q, k, v, causal, scale)
+    q, k, v = _c(q), _c(k), _c(v)
+    o, lse = _empty(q.shape, q.dtype), _empty((B, H, T))
+    _cuda.attention_forward(q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, B * H, T, k.shape[2], D,
+                            bool(causal), float(scale), code, _stream())
+    return o, lse
+
+
+def attention_backward(do, q, k, v, o, lse, causal, scale):  # no kernel yet
+    return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale)
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-entropy: (N, V) logits, (N,) int64 targets
+
+
+def cross_entropy_forward(logits, targets, ignore_index=-100):
+    code = _code("cross_entropy_forward", logits)
+    if code is None or logits.ndim != 2:
+        return _fallback.cross_entropy_forward(logits, targets, ignore_index)
+    logits, targets = _c(logits), _c(targets, np.int64)
+    N, V = logits.shape
+    losses, lse = _empty((N,)), _empty((N,))
+    _cuda.cross_entropy_forward(logits.data.ptr, targets.data.ptr, losses.data.ptr, lse.data.ptr, N, V,
+                                int(ignore_index), code, _stream())
+    return losses, lse
+
+
+def cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100):
+    code = _code("cross_entropy_backward", logits)
+    if code is None or logits.ndim != 2:
+        return _fallback.cross_entropy_backward(dlosses, logits, targets, lse, ignore_index)
+    logits, targets, dlosses, lse = _c(logits), _c(targets, np.int64), _c(dlosses, F32), _c(lse, F32)
+    N, V = logits.shape
+    dlogits = _empty(logits.shape, logits.dtype)
+    _cuda.cross_entropy_backward(dlosses.data.ptr, logits.data.ptr, targets.data.ptr, lse.data.ptr, dlogits.data.ptr,
+                                 N, V, int(ignore_index), code, _stream())
+    return dlogits
+
+
+# ----------------------------------------------------------------------------------------------
+# embedding
+
+
+def embedding_backward(dy, idx, num_embeddings):
+    code = _code("embedding_backward", dy)
+    if code is None:
+        return _fallback.embedding_backward(dy, idx, num_embeddings)
+    dy2 = _rows(dy)
+    N, D = dy2.shape
+    # Sorting idx * N + n groups equal indices in the order of n: the sums run in a fixed order.
+    keys = cupy.sort(_c(idx, np.int64).reshape(-1) * N + cupy.arange(N, dtype=np.int64))
+    dw = cupy.zeros((num_embeddings, D), dy.dtype)
+    _cuda.embedding_backward(dy2.data.ptr, keys.data.ptr, dw.data.ptr, N, D, num_embeddings, code, _stream())
+    return dw
+
+
+# ----------------------------------------------------------------------------------------------
+# optimizer
+
+
+def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step):
+    state = (param, exp_avg, exp_avg_sq)
+    code = _code("adamw_update", grad)
+    if code is None or any(a.dtype != F32 or not a.flags.c_contiguous for a in state) or grad.shape != param.shape:
+        return _fallback.adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step)
+    g = _c(grad)
+    _cuda.adamw_update(param.data.ptr, g.data.ptr, exp_avg.data.ptr, exp_avg_sq.data.ptr, param.size, float(lr),
+                       float(beta1), float(beta2), float(eps), float(weight_decay), int(step), code, _stream())
+
+
+# ----------------------------------------------------------------------------------------------
+# CuPy fallbacks: the reference definitions on CuPy arrays, for float64, mixed dtypes and kernels
+# not written yet. bfloat16 inputs are computed in float32.
+
+
+def _up(a):
+    return a.astype(F32) if isinstance(a, cupy.ndarray) and a.dtype == dtypes.bfloat16 else a
+
+
+def _on_cupy(fn):
+    """A reference function run as it stands: NumPy hands np.exp, np.matmul, ... on CuPy arrays to CuPy."""
+    return lambda *args: fn(*map(_up, args))
+
+
+def _erf(x):
+    import cupyx.scipy.special
+
+    return cupyx.scipy.special.erf(x)
+
+
+# The reference functions below build NumPy arrays of their own (masks, scatter targets, frompyfunc),
+# so they are restated in CuPy.
+
+
+def _gelu_forward(x, approximate="none"):
+    if approximate == "tanh":
+        return reference.gelu_forward(_up(x), approximate)
+    x = _up(x)
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _gelu_backward(dy, x, approximate="none"):
+    dy, x = _up(dy), _up(x)
+    if approximate == "tanh":
+        return reference.gelu_backward(dy, x, approximate)
+    return dy * (0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * cupy.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi))
+
+
+def _scores(q, k, causal, scale):
+    s = cupy.matmul(q, cupy.swapaxes(k, -1, -2)) * scale
+    if causal:
+        T, S = q.shape[-2], k.shape[-2]
+        s = cupy.where(cupy.arange(S)[None, :] > cupy.arange(T)[:, None] + (S - T), -cupy.inf, s)
+    return s
+
+
+def _attention_forward(q, k, v, causal, scale):
+    s = _scores(_up(q), _up(k), causal, scale)
+    m = s.max(axis=-1, keepdims=True)
+    lse = m + cupy.log(cupy.exp(s - m).sum(axis=-1, keepdims=True))
+    return cupy.matmul(cupy.exp(s - lse), _up(v)).astype(q.dtype), lse[..., 0]
+
+
+def _attention_backward(do, q, k, v, o, lse, causal, scale):
+    do, q32, k32, v32, o = map(_up, (do, q, k, v, o))
+    p = cupy.exp(_scores(q32, k32, causal, scale) - lse[..., None])
+    ds = p * (cupy.matmul(do, cupy.swapaxes(v32, -1, -2)) - (do * o).sum(axis=-1, keepdims=True))
+    dq = cupy.matmul(ds, k32) * scale
+    dk = cupy.matmul(cupy.swapaxes(ds, -1, -2), q32) * scale
+    dv = cupy.matmul(cupy.swapaxes(p, -1, -2), do)
+    return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
+
+
+def _cross_entropy_backward(dlosses, logits, targets, lse, ignore_index=-100):
+    dlosses, logits, lse = _up(dlosses), _up(logits), _up(lse)
+    keep = targets != ignore_index
+    g = cupy.exp(logits - lse[:, None])
+    g[cupy.arange(len(targets)), cupy.where(keep, targets, 0)] -= 1.0
+    return g * cupy.where(keep, dlosses, 0.0)[:, None].astype(logits.dtype)
+
+
+def _embedding_backward(dy, idx, num_embeddings):
+    import cupyx
+
+    dy = _up(dy)
+    dw = cupy.zeros((num_embeddings, dy.shape[-1]), dy.dtype)
+    cupyx.scatter_add(dw, idx.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+    return dw
+
+
+def _adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step):
+    reference.adamw_update(param, grad.astype(param.dtype), exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                           weight_decay, step)
+
+
+_fallback = types.SimpleNamespace(
+    **{name: _on_cupy(getattr(reference, name)) for name in (
+        "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+        "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
+        "silu_forward", "silu_backward", "cross_entropy_forward")},
+    gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,
+    attention_forward=_attention_forward, attention_backward=_attention_backward,
+    cross_entropy_backward=_cross_entropy_backward, embedding_backward=_embedding_backward,
+    adamw_update=_adamw_update,
+)
