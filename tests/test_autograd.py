@@ -103,3 +103,12 @@ def test_clear_errors():
         tinyllm.randn(2, 3).reshape(4, 2)
     with pytest.raises(RuntimeError, match="in place"):
         tinyllm.randn(3, requires_grad=True).zero_()
+
+
+def test_a_float32_operand_promotes_a_half_result_to_float32():
+    residual = tinyllm.randn(2, 4)
+    update = tinyllm.randn(2, 4).bfloat16()
+    assert (residual + update).dtype == np.float32
+    assert (update + update).dtype == tinyllm.bfloat16
+    loss = tinyllm.nn.functional.cross_entropy(tinyllm.randn(3, 5).half(), tinyllm.tensor([0, 1, 2]))
+    assert loss.dtype == np.float32

@@ -9,8 +9,9 @@ records a `Node` on the output: the function, its context (what forward saved) a
 gradient from all its uses, hands it to the node's backward, frees what the node saved, and
 accumulates the gradients of leaf Tensors (parameters) into `.grad`.
 
-float16/bfloat16 inputs are upcast to float32 for the computation, and results and gradients are
-rounded back to the storage dtype, so no op needs to know about half precision.
+float16/bfloat16 inputs are upcast to float32 for the computation, and when every floating input of
+an op is of one half dtype its result is rounded back to it (a float32 input promotes the result to
+float32, as in PyTorch); gradients return in each input's dtype. So no op knows about half precision.
 """
 import contextlib
 import threading
@@ -103,7 +104,8 @@ class Function:
         inputs = [a for a in args if isinstance(a, Tensor)]
         needs = tuple(t.requires_grad for t in inputs)
         ctx = Context(needs)
-        out_dtype = next((t.dtype for t in inputs if t.dtype in dtypes._HALF), None)
+        floating = [t.dtype for t in inputs if dtypes.is_floating(t.dtype)]
+        out_dtype = floating[0] if floating and all(d == floating[0] and d in dtypes._HALF for d in floating) else None
         arrays = [_upcast(a.data) if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *arrays, **kwargs)
         if out_dtype is not None and cls.rounds_to_storage_dtype and dtypes.is_floating(out.dtype):

@@ -26,12 +26,13 @@ def load_run_model(run_dir):
     return model.eval(), BPETokenizer.from_file(run_dir / "tokenizer.json")
 
 
-def sample_text(model, tokenizer, prompt="", max_new_tokens=200, out=sys.stdout, **sampling):
+def sample_text(model, tokenizer, prompt="", max_new_tokens=200, out=None, **sampling):
     """Generate a continuation of prompt, writing the prompt and each decoded token to out; return the text.
 
     An empty prompt starts from the end-of-text token, i.e. from the start of a new document.
     Tokens are decoded incrementally, so a character split across tokens is printed once it is whole.
     """
+    out = out or sys.stdout
     ids = tokenizer.encode(prompt, allowed_special="all") if prompt else [tokenizer.token_to_id(EOT)]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     eot = tokenizer.token_to_id(EOT)

@@ -104,10 +104,12 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class ids, got dtype {targets.dtype}")
     logits, out_shape = input, targets.shape
+    if input.dtype in (dtypes.float16, dtypes.bfloat16):
+        logits = input.float()  # the loss of low-precision logits is computed and returned in float32
     if input.ndim == 1:
-        logits = input.reshape(1, -1)
+        logits = logits.reshape(1, -1)
     elif input.ndim > 2:  # classes on axis 1, as in PyTorch: move them last and flatten the rest
-        logits = input.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
+        logits = logits.permute(0, *range(2, input.ndim), 1).reshape(-1, input.shape[1])
     if logits.shape[0] != targets.size:
         raise ValueError(f"cross_entropy: {logits.shape[0]} rows of logits but {targets.size} targets "
                          f"(input shape {tuple(input.shape)}, target shape {targets.shape})")

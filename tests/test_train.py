@@ -1,0 +1,104 @@
+"""The training loop end to end on a tiny prepared corpus: exact resume, the loss scaler, the CLI."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
+
+from tinyllm import cli  # noqa: E402
+from tinyllm.data.prepare import PrepareConfig, run_prepare  # noqa: E402
+from tinyllm.train import Run, TrainConfig, load_config_file, read_metrics, train  # noqa: E402
+
+WORDS = np.array("the king queen lord lady speak love night day sword crown fair foul heart blood sleep dream "
+                 "thou thee thy art hath doth good ill death life".split())
+TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        paragraphs = ["ACT " + str(i) + ". " + " ".join(rng.choice(WORDS, 40)) + "." for _ in range(8)]
+        (folder / f"play{i}.txt").write_text("\n\n".join(paragraphs))
+    out = folder.parent / "prepared"
+    run_prepare(PrepareConfig(out=out, inputs=(str(folder),), vocab_size=300, progress=False), command="test")
+    return out
+
+
+def config(data, out, **changes):
+    values = dict(data=str(data), out=str(out), model="small", model_overrides=TINY, batch_size=4, max_steps=6,
+                  warmup_steps=2, eval_interval=3, eval_batches=2, checkpoint_interval=3, lr=1e-2)
+    return TrainConfig(**{**values, **changes})
+
+
+def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_path, monkeypatch):
+    train(config(data, tmp_path / "whole", model_overrides={**TINY, "dropout": 0.1}), progress=False, log=lambda *a: None)
+    whole = read_metrics(tmp_path / "whole" / "metrics.jsonl")
+
+    real_step = Run.train_step
+
+    def crash_after_step_4(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return real_step(self)
+    monkeypatch.setattr(Run, "train_step", crash_after_step_4)
+    interrupted = config(data, tmp_path / "resumed", model_overrides={**TINY, "dropout": 0.1})
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, progress=False, log=lambda *a: None)
+    monkeypatch.setattr(Run, "train_step", real_step)
+    train(interrupted, progress=False, log=lambda *a: None)  # resumes from the step-3 checkpoint
+    resumed = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(whole, resumed):
+        assert a["loss"] == b["loss"] and a["grad_norm"] == b["grad_norm"] and a.get("val_loss") == b.get("val_loss")
+
+
+def test_the_loss_scaler_skips_a_step_with_inf_gradients_and_recovers(data, tmp_path, monkeypatch):
+    from tinyllm.tensor import Tensor
+    real_backward, real_step, lines = Tensor.backward, Run.train_step, []
+
+    def step_with_an_inf_gradient_at_step_2(self):
+        if self.step != 1:
+            return real_step(self)
+        first = next(iter(self.model.parameters()))
+
+        def backward_then_overflow(tensor, *args, **kwargs):
+            real_backward(tensor, *args, **kwargs)
+            first.grad.data.flat[0] = np.inf
+        monkeypatch.setattr(Tensor, "backward", backward_then_overflow)
+        try:
+            return real_step(self)
+        finally:
+            monkeypatch.setattr(Tensor, "backward", real_backward)
+    monkeypatch.setattr(Run, "train_step", step_with_an_inf_gradient_at_step_2)
+    train(config(data, tmp_path / "fp16", dtype="float16"), progress=False, log=lines.append)
+    rows = read_metrics(tmp_path / "fp16" / "metrics.jsonl")
+    assert [r["skipped"] for r in rows] == [False, True, False, False, False, False]
+    assert any("step 2: inf/NaN gradients, step skipped; loss scale now 32768" in line for line in lines)
+    assert all(np.isfinite(r["loss"]) for r in rows)
+
+
+def test_train_eval_sample_from_the_command_line(data, tmp_path, capsys):
+    run = tmp_path / "cli"
+    (tmp_path / "train.toml").write_text(f'data = "{data}"\nbatch_size = 4\nmax_steps = 3\neval_interval = 3\n'
+                                         'eval_batches = 1\ncheckpoint_interval = 3\n')
+    args = ["train", "--config", str(tmp_path / "train.toml"), "--out", str(run), "--no-progress",
+            "--set", "n_layer=1", "--set", "n_embd=16", "--set", "n_head=2", "--set", "block_size=16"]
+    assert cli.main(args) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["max_steps"] == 3 and saved["model"]["n_embd"] == 16 and saved["model"]["vocab_size"] == 300
+    assert (run / "loss.png").is_file() and len(read_metrics(run / "metrics.jsonl")) == 3
+    assert cli.main(["eval", "--run", str(run)]) == 0
+    assert "bits per byte" in capsys.readouterr().out
+    assert cli.main(["sample", "--run", str(run), "--prompt", "the king", "--max-new-tokens", "5", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("the king")
+
+
+def test_bad_configuration_is_refused_clearly(data, tmp_path):
+    (tmp_path / "bad.json").write_text('{"data": "x", "learning_rate": 1}')
+    with pytest.raises(ValueError, match=r"unknown training option\(s\) \['learning_rate'\]"):
+        TrainConfig.from_dict(load_config_file(tmp_path / "bad.json"), where="bad.json")
+    assert cli.main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 1
+    assert cli.main(["eval", "--run", str(tmp_path / "not-a-run")]) == 1
