@@ -4,8 +4,9 @@
 // (no branches, no calls into libm), inside functions marked TINYLLM_SIMD. That attribute is GCC's
 // `target_clones`: the function is compiled three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2 +
 // FMA) and the x86-64 baseline (SSE2), and the dynamic loader picks the clone the running CPU
-// supports (the same cpuid checks as cpu_features.h). So one build runs on any x86-64 CPU, and other
-// compilers or CPUs get the portable loop, auto-vectorised for whatever they target.
+// supports (the same cpuid checks as cpu_features.h; glibc's ifunc does the dispatch). So one build
+// runs on any x86-64 CPU, and other compilers, C libraries or CPUs get the portable loop,
+// auto-vectorised for whatever they target.
 //
 // Sums and maxima over a row are written as `#pragma omp simd reduction(...)` loops, which allows the
 // compiler to reorder them into SIMD lanes (plain float loops must add in order and stay scalar).
@@ -20,7 +21,7 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define TINYLLM_SIMD __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define TINYLLM_SIMD
