@@ -5,10 +5,22 @@
 
 namespace tinyllm {
 
-void register_bpe(pybind11::module_& m);  // csrc/bpe_bindings.cpp
+void register_bpe(pybind11::module_& m);            // bpe_bindings.cpp: the BPE tokenizer's core
+void register_softmax(pybind11::module_& m);        // softmax.cpp: softmax, log-softmax (fwd, bwd)
+void register_norm(pybind11::module_& m);           // norm.cpp: layernorm, rmsnorm (fwd, bwd)
+void register_cross_entropy(pybind11::module_& m);  // cross_entropy.cpp: fused with log-softmax (fwd, bwd)
+void register_activations(pybind11::module_& m);    // activations.cpp: GELU (exact, tanh), SiLU (fwd, bwd)
+void register_embedding(pybind11::module_& m);      // embedding.cpp: embedding backward
+void register_adamw(pybind11::module_& m);          // adamw.cpp: the fused AdamW update
 
 inline void register_kernels(pybind11::module_& m) {
     register_bpe(m);
+    register_softmax(m);
+    register_norm(m);
+    register_cross_entropy(m);
+    register_activations(m);
+    register_embedding(m);
+    register_adamw(m);
 }
 
 }  // namespace tinyllm
