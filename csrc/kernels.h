@@ -5,8 +5,10 @@
 
 namespace tinyllm {
 
+void register_gemm(pybind11::module_& m);       // gemm.cpp: matmul
+
 inline void register_kernels(pybind11::module_& m) {
-    (void)m;
+    register_gemm(m);
 }
 
 }  // namespace tinyllm
