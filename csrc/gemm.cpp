@@ -43,11 +43,10 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <new>
 #include <stdexcept>
 #include <string>
 
+#include "array_checks.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "vec.h"
@@ -85,25 +84,7 @@ struct Problem {
     int64_t ldc;
 };
 
-// A per-thread packing buffer, allocated on first use and kept, so a GEMM does not malloc.
-class PackBuffer {
-public:
-    ~PackBuffer() { std::free(data_); }
-    float* get(size_t n) {
-        if (n > size_) {
-            std::free(data_);
-            data_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
-            size_ = data_ ? n : 0;
-            if (!data_) throw std::bad_alloc();
-        }
-        return data_;
-    }
-
-private:
-    float* data_ = nullptr;
-    size_t size_ = 0;
-};
-thread_local PackBuffer pack_a_buffer, pack_b_buffer;
+thread_local ScratchBuffer pack_a_buffer, pack_b_buffer;  // each thread packs its own blocks
 
 // Packs rows r0 .. r0+rows (rows <= R) by columns p0 .. p0+kc of x into dst, p by p:
 // dst[p * R + r] = x(r0 + r, p0 + p), and zero for r >= rows.
@@ -265,14 +246,6 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // The pybind kernel
 
 namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style>;
-
-std::string shape_of(const py::array& x) {
-    std::string s = "(";
-    for (py::ssize_t d = 0; d < x.ndim(); ++d) s += (d ? ", " : "") + std::to_string(x.shape(d));
-    return s + (x.ndim() == 1 ? ",)" : ")");
-}
 
 // c[i] = op(a[i]) @ op(b[i or 0]) for each batch index i; see tinyllm/backend/cpu.py:matmul.
 void matmul_kernel(const FloatArray& a, const FloatArray& b, FloatArray& c, bool trans_a, bool trans_b) {

@@ -6,9 +6,11 @@
 namespace tinyllm {
 
 void register_gemm(pybind11::module_& m);       // gemm.cpp: matmul
+void register_attention(pybind11::module_& m);  // attention.cpp: attention_forward, attention_backward
 
 inline void register_kernels(pybind11::module_& m) {
     register_gemm(m);
+    register_attention(m);
 }
 
 }  // namespace tinyllm

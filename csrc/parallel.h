@@ -1,10 +1,13 @@
-// parallel_for: OpenMP over a range of independent tasks, with C++ exceptions carried out safely.
+// Threads for the kernels: parallel_for over independent tasks, and per-thread scratch memory.
 //
-// An exception must not escape an OpenMP region (the program would terminate), so each task runs in
-// a try block, the first exception is kept, and it is rethrown on the calling thread afterwards.
+// An exception must not escape an OpenMP region (the program would terminate), so parallel_for runs
+// each task in a try block, keeps the first exception, and rethrows it on the calling thread.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
+#include <new>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -35,5 +38,30 @@ void parallel_for(int64_t n, F&& body) {
     }
     if (error) std::rethrow_exception(error);
 }
+
+// Scratch memory owned by one thread (declare it thread_local), 64-byte aligned, grown on demand and
+// kept for the next call, so a kernel called many times does not malloc each time.
+class ScratchBuffer {
+public:
+    ScratchBuffer() = default;
+    ScratchBuffer(const ScratchBuffer&) = delete;
+    ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+    ~ScratchBuffer() { std::free(data_); }
+
+    // At least n floats; the contents are whatever the last user left.
+    float* get(size_t n) {
+        if (n > size_) {
+            std::free(data_);
+            data_ = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+            size_ = data_ ? n : 0;
+            if (!data_) throw std::bad_alloc();
+        }
+        return data_;
+    }
+
+private:
+    float* data_ = nullptr;
+    size_t size_ = 0;
+};
 
 }  // namespace tinyllm

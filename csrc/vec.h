@@ -72,6 +72,18 @@ template <int W> TL_INLINE vfloat<W> vload(const float* p) {
     return v;
 }
 template <int W> TL_INLINE void vstore(float* p, vfloat<W> v) { std::memcpy(p, &v, sizeof v); }
+// The first n < W floats at p, the other lanes set to `fill`; and the store of the first n lanes.
+template <int W> TL_INLINE vfloat<W> vload_partial(const float* p, int64_t n, float fill) {
+    float t[W];
+    TL_UNROLL for (int i = 0; i < W; ++i) t[i] = fill;
+    std::memcpy(t, p, n * sizeof(float));
+    return vload<W>(t);
+}
+template <int W> TL_INLINE void vstore_partial(float* p, vfloat<W> v, int64_t n) {
+    float t[W];
+    vstore<W>(t, v);
+    std::memcpy(p, t, n * sizeof(float));
+}
 template <int W> TL_INLINE vfloat<W> vsplat(float s) { return vfloat<W>{} + s; }
 
 template <int W> TL_INLINE vfloat<W> vmax(vfloat<W> a, vfloat<W> b) { return a > b ? a : b; }

@@ -106,21 +106,24 @@ def test_matmul_rejects_mismatched_shapes():
         cpu._C.matmul(np.ones((4, 3), np.float32), np.ones((1, 3, 5), np.float32), c, False, False)
 
 
+def run_with_isa(isa, code):
+    """Runs `code` in a fresh Python whose kernels are capped at `isa` (TINYLLM_ISA), with tests/ on
+    the path: how the AVX2 and portable kernels get tested on a CPU that has AVX-512."""
+    env = dict(os.environ, TINYLLM_ISA=isa)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), env.get("PYTHONPATH", "")])
+    prelude = f"from tinyllm import _C\nassert _C.simd_isa() == {isa!r}, _C.simd_isa()\n"
+    run = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 @pytest.mark.parametrize("isa", ["avx2", "generic"])
 def test_matmul_lesser_instruction_sets(isa):
-    """The AVX2 and portable kernels, forced with TINYLLM_ISA on this CPU, in a fresh process."""
-    code = textwrap.dedent(f"""
+    run_with_isa(isa, """
         import numpy as np
-        from tinyllm import _C
         from test_kernel_matmul import check, operands
-        assert _C.simd_isa() == {isa!r}, _C.simd_isa()
         rng = np.random.default_rng(5)
         for M, K, N in [(1, 3, 17), (17, 127, 3), (193, 300, 65), (24, 200, 1000)]:
             for ta in (False, True):
                 for tb in (False, True):
                     check(*operands(rng, M, K, N, ta, tb), ta, tb)
     """)
-    env = dict(os.environ, TINYLLM_ISA=isa)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
