@@ -110,6 +110,9 @@ template <class S>
 TL_INLINE void micro_kernel(int64_t kc, const float* a, const float* b, float alpha, bool accumulate,
                             float* C, int64_t ldc) {
     using V = vfloat<S::W>;
+    TL_UNROLL for (int r = 0; r < S::MR; ++r) {  // start fetching the tile of C now, used at the end
+        TL_UNROLL for (int v = 0; v < S::NV; ++v) __builtin_prefetch(C + r * ldc + v * S::W, 1);
+    }
     V acc[S::MR][S::NV] = {};
     for (int64_t p = 0; p < kc; ++p, a += S::MR, b += S::NR) {
         V bv[S::NV];
