@@ -6,6 +6,8 @@
 namespace tinyllm {
 
 void register_bpe(pybind11::module_& m);            // bpe_bindings.cpp: the BPE tokenizer's core
+void register_gemm(pybind11::module_& m);           // gemm.cpp: matmul
+void register_attention(pybind11::module_& m);      // attention.cpp: attention_forward, attention_backward
 void register_softmax(pybind11::module_& m);        // softmax.cpp: softmax, log-softmax (fwd, bwd)
 void register_norm(pybind11::module_& m);           // norm.cpp: layernorm, rmsnorm (fwd, bwd)
 void register_cross_entropy(pybind11::module_& m);  // cross_entropy.cpp: fused with log-softmax (fwd, bwd)
@@ -15,6 +17,8 @@ void register_adamw(pybind11::module_& m);          // adamw.cpp: the fused Adam
 
 inline void register_kernels(pybind11::module_& m) {
     register_bpe(m);
+    register_gemm(m);
+    register_attention(m);
     register_softmax(m);
     register_norm(m);
     register_cross_entropy(m);
