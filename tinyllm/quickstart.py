@@ -20,7 +20,7 @@ QUICKSTART = dict(model="small", batch_size=16, lr=2e-3, min_lr=2e-4, warmup_ste
                   eval_interval=100, eval_batches=20, checkpoint_interval=100, seed=1337)
 
 
-def quickstart(out="runs/quickstart", max_steps=600, prompt="ROMEO:", log=print, progress=True):
+def quickstart(out="runs/quickstart", max_steps=1000, prompt="ROMEO:", log=print, progress=True):
     out = pathlib.Path(out)
     start = time.perf_counter()
     log("== 1/4 preparing the Shakespeare corpus")
@@ -39,7 +39,7 @@ def quickstart(out="runs/quickstart", max_steps=600, prompt="ROMEO:", log=print,
 def add_commands(subparsers):
     p = subparsers.add_parser("quickstart", help="prepare Shakespeare, train a small GPT on the CPU, evaluate, sample")
     p.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
-    p.add_argument("--max-steps", type=int, default=600)
+    p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--prompt", default="ROMEO:")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=lambda args: quickstart(args.out, args.max_steps, args.prompt, progress=not args.no_progress))
