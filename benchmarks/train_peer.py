@@ -52,7 +52,7 @@ def main():
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, cfg["lr"], cfg["warmup_steps"], cfg["max_steps"], cfg["min_lr"])
         window = torch.from_numpy(next(loader))
-        _, loss = model(window[:, :-1], window[:, 1:])
+        _, loss = model(window[:, :-1].contiguous(), window[:, 1:].contiguous())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
@@ -65,7 +65,7 @@ def main():
     with torch.no_grad():
         for window in eval_batches(split_shards(data, "val"), cfg["batch_size"], model_config.block_size):
             window = torch.from_numpy(window)
-            _, loss = model(window[:, :-1], window[:, 1:])
+            _, loss = model(window[:, :-1].contiguous(), window[:, 1:].contiguous())
             total += loss.item() * window[:, 1:].numel()
             count += window[:, 1:].numel()
     theirs = total / count
