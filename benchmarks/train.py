@@ -34,20 +34,12 @@ PRESETS = {"small": 16, "medium": 8}  # preset -> batch size
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "train.json")
 
 
-def our_step(model, optimizer, idx, targets):
-    optimizer.zero_grad()
-    _, loss = model(idx, targets)
-    loss.backward()
-    tinyllm.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
-    return loss.item()
-
-
-def torch_step(model, optimizer, idx, targets):
+def train_step(lib, model, optimizer, idx, targets):
+    """One step, written once for both libraries (tinyllm mirrors PyTorch's API)."""
     optimizer.zero_grad(set_to_none=True)
     _, loss = model(idx, targets)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     return loss.item()
 
@@ -65,14 +57,14 @@ def bench(preset, batch_size, steps, warmup):
     rng = np.random.default_rng(0)
     idx = rng.integers(0, config.vocab_size, (batch_size, config.block_size))
     targets = rng.integers(0, config.vocab_size, (batch_size, config.block_size))
-    mine = (ours, our_opt, tinyllm.tensor(idx), tinyllm.tensor(targets))
-    peer = (theirs, their_opt, torch.tensor(idx), torch.tensor(targets))
+    mine = (tinyllm, ours, our_opt, tinyllm.tensor(idx), tinyllm.tensor(targets))
+    peer = (torch, theirs, their_opt, torch.tensor(idx), torch.tensor(targets))
     times = {"ours": [], "torch": []}
     losses = {"ours": [], "torch": []}
     for i in range(warmup + steps):
-        for name, step, args in (("ours", our_step, mine), ("torch", torch_step, peer)):
+        for name, args in (("ours", mine), ("torch", peer)):
             start = time.perf_counter()
-            loss = step(*args)
+            loss = train_step(*args)
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
             losses[name].append(loss)
