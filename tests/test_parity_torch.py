@@ -47,7 +47,7 @@ CASES = {
     "cross_entropy_sum": (lambda lib, F, z: F.cross_entropy(z, lib.tensor(T_), reduction="sum"), [(8, 7)]),
     "sdpa_causal": (lambda lib, F, q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [(2, 3, 17, 16)] * 3),
     "sdpa": (lambda lib, F, q, k, v: F.scaled_dot_product_attention(q, k, v), [(2, 2, 5, 8), (2, 2, 11, 8), (2, 2, 11, 8)]),
-    "rope": (lambda lib, F, x: F.rope(x, *_rope_tables(np)) if lib is tinyllm else _hf_rope(x, *_rope_tables(torch)), [(2, 3, 9, 16)]),
+    "rope": (lambda lib, F, x: F.rope(x, *_rope_tables(np)) if lib is not torch else _hf_rope(x, *_rope_tables(torch)), [(2, 3, 9, 16)]),
 }
 
 

@@ -1,4 +1,9 @@
-"""The PyTorch-shaped Tensor API: creation, dtypes, indexing, comparisons, conversion."""
+"""The PyTorch-shaped Tensor API: creation, dtypes, indexing, comparisons, conversion, devices."""
+import importlib.util
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -60,3 +65,27 @@ def test_where_and_scalar_dtype_rules():
     assert (a * 2.5).dtype == np.float16  # a Python scalar does not promote the tensor
     w = tinyllm.where(tinyllm.tensor([True, False, True]), tinyllm.ones(3), 0.0)
     assert w.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_device_plumbing_on_the_host():
+    t = tinyllm.randn(2, 3)
+    assert t.device == "cpu" and t.to("cpu") is t and t.to(tinyllm.float32) is t and t.cpu() is t
+    assert t.to("cpu", tinyllm.float64).dtype == tinyllm.float64 and t.to(device="cpu", dtype="bfloat16").dtype == tinyllm.bfloat16
+    assert tinyllm.zeros(2, device="cpu").device == "cpu" and tinyllm.tensor([1, 2], device="cpu").device == "cpu"
+    model = tinyllm.nn.Linear(3, 2)
+    weight = model.weight
+    assert model.to(tinyllm.float64) is model and model.weight is weight and weight.dtype == tinyllm.float64
+    with pytest.raises(ValueError, match="unknown device"):
+        t.to(device="tpu")
+
+
+def test_import_does_not_import_cupy():
+    code = "import sys, tinyllm; tinyllm.randn(2).to('cpu'); assert 'cupy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(tinyllm.__file__)))
+
+
+def test_cuda_without_cupy_is_a_clear_error():
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here")
+    with pytest.raises(RuntimeError, match="device 'cuda' needs CuPy"):
+        tinyllm.randn(2).to("cuda")

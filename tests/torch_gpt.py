@@ -31,9 +31,10 @@ class TorchGPT(torch.nn.Module):
         nh, nkv, hd = c.n_head, c.n_kv_head, c.n_embd // c.n_head
         x = self.transformer.wte(idx)
         if c.pos_encoding == "learned":
-            x = x + self.transformer.wpe(torch.arange(T))
+            x = x + self.transformer.wpe(torch.arange(T, device=idx.device))
         else:  # Hugging Face Llama's rotate_half RoPE
-            angles = torch.outer(torch.arange(T, dtype=torch.float64), c.rope_theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+            angles = torch.outer(torch.arange(T, dtype=torch.float64, device=idx.device),
+                                 c.rope_theta ** (-torch.arange(0, hd, 2, dtype=torch.float64, device=idx.device) / hd))
             cos, sin = torch.cat([angles.cos()] * 2, -1).float(), torch.cat([angles.sin()] * 2, -1).float()
             rope = lambda t: t * cos + torch.cat([-t[..., hd // 2:], t[..., :hd // 2]], -1) * sin
         for blk in self.transformer.h:

@@ -16,9 +16,8 @@ good steps in a row the scale is doubled again, so it hovers just under the over
 import contextlib
 import threading
 
-import numpy as np
-
 from . import dtypes
+from .backend.array import array_module
 
 _state = threading.local()
 
@@ -53,16 +52,17 @@ class GradScaler:
         return loss * self.scale_value if self.enabled else loss
 
     def unscale_(self, optimizer):
-        """Divide every gradient by the scale and note whether any is inf or NaN."""
+        """Divide every gradient by the scale and note whether any is inf or NaN (one read from the
+        gradients' device for all of them)."""
         if not self.enabled or self._found_inf is not None:
             return
-        found_inf = False
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.data *= np.asarray(1.0 / self.scale_value, dtype=p.grad.dtype)
-                    found_inf = found_inf or not np.isfinite(p.grad.data).all()
-        self._found_inf = found_inf
+        grads = [p.grad.data for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        for g in grads:
+            g *= 1.0 / self.scale_value
+        self._found_inf = False
+        if grads:
+            xp = array_module(grads[0])
+            self._found_inf = not bool(xp.stack([xp.isfinite(g).all() for g in grads]).all())
 
     def step(self, optimizer):
         """optimizer.step() unless the gradients overflowed; returns False when the step was skipped."""

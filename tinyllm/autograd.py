@@ -12,12 +12,16 @@ accumulates the gradients of leaf Tensors (parameters) into `.grad`.
 float16/bfloat16 inputs are upcast to float32 for the computation, and when every floating input of
 an op is of one half dtype its result is rounded back to it (a float32 input promotes the result to
 float32, as in PyTorch); gradients return in each input's dtype. So no op knows about half precision.
+
+The Tensor inputs of one op must share a device (NumPy arrays, or CuPy arrays on the GPU); the arrays
+an op creates come from its inputs' array library, so ops need not know about devices either.
 """
 import contextlib
 import threading
 
 
 from . import dtypes
+from .backend.array import check_same_device
 
 _state = threading.local()
 
@@ -102,6 +106,7 @@ class Function:
         from .tensor import Tensor
 
         inputs = [a for a in args if isinstance(a, Tensor)]
+        check_same_device(t.data for t in inputs)
         needs = tuple(t.requires_grad for t in inputs)
         ctx = Context(needs)
         floating = [t.dtype for t in inputs if dtypes.is_floating(t.dtype)]

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import dtypes, random
+from .backend.array import check_same_device, is_array, module_for, to_device
 from .ops import shape
 from .tensor import Tensor
 
@@ -10,11 +11,11 @@ def _shape(size):
     return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
 
 
-def tensor(data, dtype=None, requires_grad=False):
-    """A new Tensor holding a copy of data (lists, scalars, NumPy arrays or Tensors)."""
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new Tensor holding a copy of data (lists, scalars, NumPy or CuPy arrays, or Tensors), on
+    device (default: where data is; the host for Python data)."""
     data = data.data if isinstance(data, Tensor) else data
-    copy = np.array(data, dtype=dtypes.as_dtype(dtype) if dtype is not None else None) if isinstance(data, np.ndarray) else data
-    return Tensor(copy, dtype=dtype, requires_grad=requires_grad)
+    return Tensor(data.copy() if is_array(data) else data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def from_numpy(array):
@@ -22,47 +23,47 @@ def from_numpy(array):
     return Tensor._wrap(np.asarray(array))
 
 
-def zeros(*size, dtype=dtypes.float32, requires_grad=False):
-    return Tensor(np.zeros(_shape(size), dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+def zeros(*size, dtype=dtypes.float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).zeros(_shape(size), dtypes.as_dtype(dtype)), requires_grad=requires_grad)
 
 
-def ones(*size, dtype=dtypes.float32, requires_grad=False):
-    return Tensor(np.ones(_shape(size), dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+def ones(*size, dtype=dtypes.float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).ones(_shape(size), dtypes.as_dtype(dtype)), requires_grad=requires_grad)
 
 
-def full(size, fill_value, dtype=dtypes.float32, requires_grad=False):
-    return Tensor(np.full(tuple(size), fill_value, dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+def full(size, fill_value, dtype=dtypes.float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).full(tuple(size), fill_value, dtypes.as_dtype(dtype)), requires_grad=requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return zeros(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(*t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return ones(*t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(*t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
 
 
-def randn(*size, dtype=dtypes.float32, requires_grad=False):
+def randn(*size, dtype=dtypes.float32, device="cpu", requires_grad=False):
     """Samples of the standard normal distribution, from the generator seeded by manual_seed."""
-    return Tensor(random.normal(_shape(size), dtype=dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(random.normal(_shape(size), dtype=dtypes.as_dtype(dtype), device=device), requires_grad=requires_grad)
 
 
-def rand(*size, dtype=dtypes.float32, requires_grad=False):
+def rand(*size, dtype=dtypes.float32, device="cpu", requires_grad=False):
     """Samples of the uniform distribution on [0, 1)."""
-    return Tensor(random.uniform(_shape(size), dtype=dtypes.as_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(random.uniform(_shape(size), dtype=dtypes.as_dtype(dtype), device=device), requires_grad=requires_grad)
 
 
-def randint(low, high, size, dtype=dtypes.int64):
-    return Tensor(random.generator().integers(low, high, size=tuple(size)).astype(dtypes.as_dtype(dtype)))
+def randint(low, high, size, dtype=dtypes.int64, device="cpu"):
+    return Tensor(random.generator(device).integers(low, high, size=tuple(size)).astype(dtypes.as_dtype(dtype)))
 
 
-def arange(start, end=None, step=1, dtype=None):
+def arange(start, end=None, step=1, dtype=None, device="cpu"):
     """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
     if end is None:
         start, end = 0, start
     ints = all(isinstance(v, int) for v in (start, end, step))
     default = dtypes.int64 if ints else dtypes.float32
-    return Tensor(np.arange(start, end, step).astype(dtypes.as_dtype(dtype) if dtype else default))
+    return Tensor(module_for(device).arange(start, end, step).astype(dtypes.as_dtype(dtype) if dtype else default))
 
 
 def cat(tensors, dim=0):
@@ -87,9 +88,11 @@ def stack(tensors, dim=0):
 
 def where(condition, input, other):
     """input where condition is true, else other (each broadcast against the rest)."""
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    device = next((t.device for t in (input, other, condition) if isinstance(t, Tensor)), None)
+    cond = condition.data if isinstance(condition, Tensor) else to_device(np.asarray(condition), device or "cpu")
     if cond.dtype != np.bool_:
         raise TypeError(f"where: condition must be a bool tensor, got dtype {cond.dtype}")
-    a = input if isinstance(input, Tensor) else Tensor(input, dtype=getattr(other, "dtype", None))
-    b = other if isinstance(other, Tensor) else Tensor(other, dtype=a.dtype)
+    a = input if isinstance(input, Tensor) else Tensor(input, dtype=getattr(other, "dtype", None), device=device)
+    b = other if isinstance(other, Tensor) else Tensor(other, dtype=a.dtype, device=device)
+    check_same_device((a.data, b.data, cond))
     return shape.Where.apply(a, b, cond=cond)

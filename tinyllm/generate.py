@@ -58,12 +58,13 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     A row ends when it produces one of stop_tokens (which is kept); generation ends when every row
     has, and finished rows are padded with their stop token. seed makes the draws reproducible (else
     the generator of tinyllm.manual_seed is used). stream(token) is called after every step with the
-    new id (an int, or a (B,) array for a batch). Runs in eval mode, without building a graph.
+    new id (an int, or a (B,) array for a batch). Runs in eval mode, without building a graph. The model
+runs on its device; the ids and the sampling stay on the host, and the result goes to idx's device.
     """
     if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1) or repetition_penalty <= 0:
         raise ValueError(f"generate: need temperature >= 0, top_k >= 1, 0 < top_p <= 1 and repetition_penalty > 0, got "
                          f"temperature={temperature}, top_k={top_k}, top_p={top_p}, repetition_penalty={repetition_penalty}")
-    ids = np.asarray(idx.data if isinstance(idx, Tensor) else idx, dtype=np.int64)
+    ids = np.asarray(idx.numpy() if isinstance(idx, Tensor) else idx, dtype=np.int64)
     single = ids.ndim == 1
     ids = np.atleast_2d(ids)
     if ids.ndim != 2 or ids.shape[1] == 0:
@@ -80,7 +81,7 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                     logits, _ = model(ids[:, -window:])
                 else:
                     logits, _ = model(ids[:, len(cache):], cache=cache)
-                new = sample_next(logits.data[:, -1], ids, temperature, top_k, top_p, repetition_penalty, rng)
+                new = sample_next(logits[:, -1].numpy(), ids, temperature, top_k, top_p, repetition_penalty, rng)
                 new = np.where(done, ids[:, -1], new)
                 ids = np.concatenate([ids, new[:, None]], axis=1)
                 if stream is not None:
@@ -90,4 +91,4 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
                     break
     finally:
         model.train(was_training)
-    return tensor(ids[0] if single else ids)
+    return tensor(ids[0] if single else ids, device=idx.device if isinstance(idx, Tensor) else "cpu")

@@ -1,6 +1,7 @@
 """Tensor: an n-dimensional array with a gradient, shaped like PyTorch's.
 
-A Tensor wraps a NumPy array (`.data`). When `requires_grad` is set, every op records how it was made
+A Tensor wraps an array (`.data`): a NumPy array on the host ("cpu") or a CuPy array on an NVIDIA
+GPU ("cuda"); `.to(device)` moves it, differentiably. When `requires_grad` is set, every op records how it was made
 (see autograd.py) so that `.backward()` can fill `.grad` of the leaves. Methods mirror PyTorch's
 names and argument order; each differentiable one is a thin call into an op of tinyllm/ops/.
 """
@@ -9,6 +10,7 @@ import collections
 import numpy as np
 
 from . import autograd, dtypes, random
+from .backend.array import array_module, as_device, check_same_device, device_of, is_array, is_device_name, to_device
 from .ops import elementwise, reduce, shape
 
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -17,8 +19,8 @@ MaxResult = collections.namedtuple("max", ["values", "indices"])
 class Tensor:
     __array_priority__ = 1000  # NumPy defers to Tensor in `ndarray * Tensor`
 
-    def __init__(self, data, dtype=None, requires_grad=False):
-        array = _as_array(data, dtype)
+    def __init__(self, data, dtype=None, requires_grad=False, device=None):
+        array = _as_array(data, dtype, device)
         if requires_grad and not dtypes.is_floating(array.dtype):
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {array.dtype}")
         self.data = array
@@ -48,7 +50,8 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        """"cpu" or "cuda": where the data lives."""
+        return device_of(self.data)
 
     @property
     def is_leaf(self):
@@ -79,15 +82,17 @@ class Tensor:
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        body = np.array2string(np.asarray(self.data, dtype=np.float64) if self.dtype == dtypes.bfloat16 else self.data,
-                               separator=", ", prefix="tensor(")
-        return f"tensor({body}, dtype={self.dtype}{grad})"
+        device = ", device='cuda'" if self.device == "cuda" else ""
+        host = to_device(self.data, "cpu")
+        body = np.array2string(host.astype(np.float64) if self.dtype == dtypes.bfloat16 else host, separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{device}{grad})"
 
     # ------------------------------------------------------------------ conversion
     def numpy(self):
+        """The data as a NumPy array: the same memory on the host, a copy from the GPU."""
         if self.requires_grad:
             raise RuntimeError("can't call numpy() on a Tensor that requires grad; use tensor.detach().numpy()")
-        return self.data
+        return to_device(self.data, "cpu")
 
     def item(self):
         if self.data.size != 1:
@@ -101,9 +106,23 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor._wrap(self.data)
 
-    def to(self, dtype):
-        """A copy in another dtype (differentiable between floating dtypes)."""
-        return elementwise.Cast.apply(self, dtype=dtypes.as_dtype(dtype))
+    def to(self, *args, device=None, dtype=None):
+        """This tensor on another device and/or in another dtype, as in PyTorch: to("cuda"),
+        to(tinyllm.bfloat16), to("cuda", "bfloat16"), to(other_tensor). Differentiable (the gradient
+        moves and casts back); self when nothing changes, else a copy."""
+        device, dtype = device_and_dtype(args, device, dtype)
+        t = self
+        if dtype is not None and dtype != t.dtype:
+            t = elementwise.Cast.apply(t, dtype=dtype)
+        if device is not None and device != t.device:
+            t = elementwise.ToDevice.apply(t, device=device)
+        return t
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
 
     def float(self):
         return self.to(dtypes.float32)
@@ -134,16 +153,16 @@ class Tensor:
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() needs a gradient argument for a non-scalar tensor of shape {self.shape}")
-            gradient = np.ones_like(self.data)
+            gradient = array_module(self.data).ones_like(self.data)
         else:
-            gradient = _as_array(gradient.data if isinstance(gradient, Tensor) else gradient, self.dtype)
+            gradient = _as_array(gradient, self.dtype, self.device)
             if gradient.shape != self.shape:
                 raise ValueError(f"gradient has shape {gradient.shape}, expected {self.shape}")
         autograd.backward(self, gradient, retain_graph=retain_graph)
 
     def _accumulate_grad(self, g):
         if self.grad is None:
-            self.grad = Tensor._wrap(np.array(g, dtype=self.dtype, copy=True))
+            self.grad = Tensor._wrap(g.astype(self.dtype, copy=True))
         else:
             self.grad.data += g
 
@@ -167,25 +186,25 @@ class Tensor:
         return self._inplace(value)
 
     def copy_(self, src):
-        src = src.data if isinstance(src, Tensor) else np.asarray(src)
+        src = _as_array(src, self.dtype, self.device)
         if np.broadcast_shapes(src.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: source of shape {src.shape} does not fit a tensor of shape {self.shape}")
         return self._inplace(src)
 
     def normal_(self, mean=0.0, std=1.0):
-        return self._inplace(random.normal(self.shape, mean, std, self.dtype))
+        return self._inplace(random.normal(self.shape, mean, std, self.dtype, self.device))
 
     def uniform_(self, a=0.0, b=1.0):
-        return self._inplace(random.uniform(self.shape, a, b, self.dtype))
+        return self._inplace(random.uniform(self.shape, a, b, self.dtype, self.device))
 
     def __setitem__(self, index, value):
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError("item assignment on a tensor that requires grad is not differentiable; use no_grad() or where()")
-        self.data[_index(index)] = value.data if isinstance(value, Tensor) else value
+        self.data[_index(index)] = _as_array(value, self.dtype, self.device) if isinstance(value, Tensor) or is_array(value) else value
 
     # ------------------------------------------------------------------ arithmetic
     def _other(self, other):
-        return other if isinstance(other, Tensor) else Tensor._wrap(_as_array(other, _scalar_dtype(self, other)))
+        return other if isinstance(other, Tensor) else Tensor._wrap(_as_array(other, _scalar_dtype(self, other), self.device))
 
     def __add__(self, other):
         return elementwise.Add.apply(self, self._other(other))
@@ -254,7 +273,9 @@ class Tensor:
     # ------------------------------------------------------------------ comparisons (no gradient)
     def _compare(self, other, op):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(op(self.data, other)))
+        if is_array(other):
+            check_same_device((self.data, other))
+        return Tensor._wrap(array_module(self.data).asarray(op(self.data, other)))
 
     def __eq__(self, other):
         return self._compare(other, np.equal)
@@ -305,13 +326,10 @@ class Tensor:
         values = reduce.Max.apply(self, dim=_dims(dim, self.ndim), keepdim=keepdim)
         if dim is None:
             return values
-        indices = np.argmax(self.data, axis=dim)
-        return MaxResult(values, Tensor._wrap(np.expand_dims(indices, dim) if keepdim else indices))
+        return MaxResult(values, self.argmax(dim, keepdim))
 
     def argmax(self, dim=None, keepdim=False):
-        if dim is None:
-            return Tensor._wrap(np.asarray(np.argmax(self.data)))
-        return Tensor._wrap(np.argmax(self.data, axis=dim, keepdims=keepdim))
+        return Tensor._wrap(array_module(self.data).asarray(self.data.argmax(axis=dim, keepdims=keepdim)))
 
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape):
@@ -361,8 +379,7 @@ class Tensor:
         return shape.GetItem.apply(self, index=_index(index))
 
     def masked_fill(self, mask, value):
-        mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
-        return shape.MaskedFill.apply(self, mask=mask, value=value)
+        return shape.MaskedFill.apply(self, mask=_as_array(mask, device=self.device), value=value)
 
     def softmax(self, dim):
         from .nn import functional
@@ -378,20 +395,34 @@ def shape_op(shape_args, t):
     return shape.Reshape.apply(t, shape=tuple(int(n) for n in new))
 
 
-def _as_array(data, dtype=None):
-    """data as a NumPy array of a Tensor dtype: float32 by default for floats, int64 for ints."""
+def device_and_dtype(args, device=None, dtype=None):
+    """(device, dtype) from the arguments of to(): device names, dtypes and a Tensor (both of its)."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif is_device_name(arg):
+            device = arg
+        else:
+            dtype = arg
+    return (None if device is None else as_device(device)), (None if dtype is None else dtypes.as_dtype(dtype))
+
+
+def _as_array(data, dtype=None, device=None):
+    """data as an array of a Tensor dtype on device (None: where data is, the host for Python data):
+    float32 by default for Python floats, int64 for Python ints."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.asarray(data, dtype=dtypes.as_dtype(dtype))
-    array = np.asarray(data)
-    if array.dtype == np.float64 and not isinstance(data, np.ndarray):
-        return array.astype(dtypes.float32)  # Python floats become float32, as in PyTorch
-    if array.dtype.kind in "iu" and not isinstance(data, np.ndarray):
-        return array.astype(dtypes.int64)
-    if array.dtype.kind not in "fiub" and array.dtype != dtypes.bfloat16:
-        raise TypeError(f"can't make a tensor from data of dtype {array.dtype}")
-    return array
+        array = array_module(data).asarray(data, dtype=dtypes.as_dtype(dtype))
+    else:
+        array = array_module(data).asarray(data)
+        if array.dtype == np.float64 and not is_array(data):
+            array = array.astype(dtypes.float32)  # Python floats become float32, as in PyTorch
+        elif array.dtype.kind in "iu" and not is_array(data):
+            array = array.astype(dtypes.int64)
+        elif array.dtype.kind not in "fiub" and array.dtype != dtypes.bfloat16:
+            raise TypeError(f"can't make a tensor from data of dtype {array.dtype}")
+    return array if device is None else to_device(array, device)
 
 
 def _scalar_dtype(tensor, other):

@@ -4,12 +4,12 @@
 backend for NumPy arrays (each falls back to the reference definitions for kernels or dtypes it
 lacks). Set TINYLLM_BACKEND=reference to run NumPy arrays on the pure-NumPy definitions, e.g. to
 compare a result against them. CuPy is optional and never imported here: an array can only be a
-CuPy array once the caller has imported CuPy.
+CuPy array once the caller has imported CuPy (array.py says which device an array is on).
 """
 import os
-import sys
 
 from . import cpu, reference
+from .array import device_of
 
 _FORCED = os.environ.get("TINYLLM_BACKEND", "").lower()
 if _FORCED not in ("", "cpu", "reference"):
@@ -18,8 +18,7 @@ if _FORCED not in ("", "cpu", "reference"):
 
 def for_array(x):
     """The backend module whose kernels run on array x."""
-    cupy = sys.modules.get("cupy")
-    if cupy is not None and isinstance(x, cupy.ndarray):
+    if device_of(x) == "cuda":
         from . import cuda
 
         return cuda

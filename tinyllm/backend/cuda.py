@@ -283,6 +283,18 @@ def attention_backward(do, q, k, v, o, lse, causal, scale):  # no kernel yet
 
 
 # ----------------------------------------------------------------------------------------------
+# RoPE: no kernel yet
+
+
+def rope_forward(x, cos, sin):
+    return _fallback.rope_forward(x, cos, sin)
+
+
+def rope_backward(dy, cos, sin):
+    return _fallback.rope_backward(dy, cos, sin)
+
+
+# ----------------------------------------------------------------------------------------------
 # cross-entropy: (N, V) logits, (N,) int64 targets
 
 
@@ -430,7 +442,7 @@ _fallback = types.SimpleNamespace(
     **{name: _on_cupy(getattr(reference, name)) for name in (
         "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
         "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
-        "silu_forward", "silu_backward", "cross_entropy_forward")},
+        "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward")},
     gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,
     attention_forward=_attention_forward, attention_backward=_attention_backward,
     cross_entropy_backward=_cross_entropy_backward, embedding_backward=_embedding_backward,

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import nn
 from ..autograd import no_grad
-from ..creation import cat
+from ..creation import arange, cat, tensor
 from ..nn import functional as F
 from ..optim import AdamW
 from . import hf
@@ -92,11 +92,11 @@ def _norm(config):
     return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
 
 
-def rope_tables(n_positions, head_dim, theta):
+def rope_tables(n_positions, head_dim, theta, device="cpu"):
     """cos and sin (n_positions, head_dim / 2) of the RoPE angles t * theta^(-2i / head_dim), float32
-    (computed in float64 so that late positions keep their precision)."""
+    Tensors on device (computed in float64 on the host so that late positions keep their precision)."""
     angles = np.outer(np.arange(n_positions), theta ** (-np.arange(0, head_dim, 2) / head_dim))
-    return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    return tuple(tensor(f(angles), dtype=np.float32, device=device) for f in (np.cos, np.sin))
 
 
 def repeat_kv(x, n_rep):
@@ -220,10 +220,13 @@ class GPT(nn.Module):
                 elif name.endswith(".bias"):
                     p.zero_()
 
-    def _rope(self, start, T):
-        """cos and sin of the positions start .. start + T - 1; the table grows past block_size on demand."""
+    def _rope(self, start, T, device):
+        """cos and sin of the positions start .. start + T - 1 on device; the table grows past block_size
+        on demand, and follows the model to its device on first use there."""
         if start + T > len(self.rope_cos):
-            self.rope_cos, self.rope_sin = rope_tables(2 * (start + T), self.config.head_dim, self.config.rope_theta)
+            self.rope_cos, self.rope_sin = rope_tables(2 * (start + T), self.config.head_dim, self.config.rope_theta, device)
+        elif self.rope_cos.device != device:
+            self.rope_cos, self.rope_sin = self.rope_cos.to(device), self.rope_sin.to(device)
         return self.rope_cos[start:start + T], self.rope_sin[start:start + T]
 
     def forward(self, idx, targets=None, cache=None):
@@ -240,9 +243,9 @@ class GPT(nn.Module):
         if self.config.pos_encoding == "learned":
             if start + T > self.config.block_size:
                 raise ValueError(f"positions up to {start + T} don't fit the {self.config.block_size} learned positions (block_size)")
-            x = x + self.transformer.wpe(np.arange(start, start + T))
+            x = x + self.transformer.wpe(arange(start, start + T, device=x.device))
         else:
-            rope = self._rope(start, T)
+            rope = self._rope(start, T, x.device)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x, rope, cache)
@@ -275,4 +278,4 @@ class GPT(nn.Module):
     def save_pretrained(self, directory):
         """Write config.json + model.safetensors in Hugging Face's format (gpt2 or llama, whichever the
         config is), each file atomically, so `transformers` opens the model and gives the same logits."""
-        hf.write(directory, self.config, {k: v.data for k, v in self.state_dict().items()})
+        hf.write(directory, self.config, {k: v.numpy() for k, v in self.state_dict().items()})

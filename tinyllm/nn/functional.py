@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from .. import amp, dtypes
+from ..backend.array import array_module, check_same_device, to_device
 from ..ops import activation, attention, dropout as _dropout, elementwise, embedding as _embedding, loss, matmul, norm, rope as _rope, softmax as _softmax
 from ..tensor import Tensor
 
@@ -36,7 +37,16 @@ def _normalized_size(input, normalized_shape, name):
 
 
 def _unit_weight(input, n):
-    return Tensor._wrap(np.ones(n, dtype=dtypes.compute_dtype(input.dtype)))
+    return Tensor._wrap(array_module(input.data).ones(n, dtype=dtypes.compute_dtype(input.dtype)))
+
+
+def _ids(ids, like):
+    """Integer ids (a Tensor, array or list) as an array on the device of Tensor `like`: a Tensor of
+    another device is an error, other data is moved there."""
+    if isinstance(ids, Tensor):
+        check_same_device((ids.data, like.data))
+        return ids.data
+    return to_device(np.asarray(ids), like.device)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -85,7 +95,7 @@ def dropout(input, p=0.5, training=True):
 
 def embedding(input, weight):
     """Rows of weight picked by the integer ids in input: output shape input.shape + (embedding_dim,)."""
-    ids = input.data if isinstance(input, Tensor) else np.asarray(input)
+    ids = _ids(input, weight)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
     if ids.size and (ids.min() < 0 or ids.max() >= weight.shape[0]):
@@ -100,7 +110,7 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    targets = target.data if isinstance(target, Tensor) else np.asarray(target)
+    targets = _ids(target, input)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class ids, got dtype {targets.dtype}")
     logits, out_shape = input, targets.shape
@@ -141,9 +151,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scores = (query @ key.transpose(-2, -1)) * scale
     L, S = query.shape[-2], key.shape[-2]
     if is_causal:
-        scores = scores.masked_fill(np.arange(S)[None, :] > np.arange(L)[:, None] + (S - L), -np.inf)
+        xp = array_module(query.data)
+        scores = scores.masked_fill(xp.arange(S)[None, :] > xp.arange(L)[:, None] + (S - L), -np.inf)
     if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else to_device(np.asarray(attn_mask), query.device)
         scores = scores.masked_fill(~mask, -np.inf) if mask.dtype == np.bool_ else scores + Tensor._wrap(mask.astype(scores.dtype))
     probs = dropout(softmax(scores, dim=-1), dropout_p, training=dropout_p > 0)
     return probs @ value
@@ -153,7 +164,8 @@ def rope(input, cos, sin):
     """Rotary position embedding of input (..., T, D) in Llama's "rotate_half" layout: feature i and
     feature i + D/2 are rotated together by the angle whose cos and sin, (T, D/2), are given for each
     of the T positions (see ops/rope.py). Not differentiable in cos and sin."""
-    cos, sin = (np.asarray(c.data if isinstance(c, Tensor) else c, dtype=dtypes.compute_dtype(input.dtype)) for c in (cos, sin))
+    cos, sin = (to_device(c.data if isinstance(c, Tensor) else np.asarray(c), input.device).astype(dtypes.compute_dtype(input.dtype), copy=False)
+                for c in (cos, sin))
     T, D = input.shape[-2:]
     if D % 2 or cos.shape != (T, D // 2) or sin.shape != (T, D // 2):
         raise ValueError(f"rope: input (..., T, D) = {tuple(input.shape)} needs an even D and cos, sin of shape "

@@ -7,8 +7,9 @@ import collections
 
 import numpy as np
 
-from .. import autograd
-from ..tensor import Tensor
+from .. import autograd, dtypes
+from ..backend.array import to_device
+from ..tensor import Tensor, device_and_dtype
 from .parameter import Parameter
 
 
@@ -113,6 +114,28 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
+    # ------------------------------------------------------------------ devices and dtypes
+    def to(self, *args, device=None, dtype=None):
+        """Move every parameter (and its gradient) to a device and/or cast the floating-point ones to a
+        dtype, in place: model.to("cuda"), model.to(tinyllm.bfloat16). The Parameter objects stay the
+        same, so an optimizer made before keeps working on them."""
+        device, dtype = device_and_dtype(args, device, dtype)
+        for p in self.parameters():
+            for t in (p, p.grad):
+                if t is None:
+                    continue
+                if dtype is not None and dtypes.is_floating(t.dtype):
+                    t.data = t.data.astype(dtype, copy=False)
+                if device is not None:
+                    t.data = to_device(t.data, device)
+        return self
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
+
     # ------------------------------------------------------------------ state
     def state_dict(self):
         """Every parameter by dotted name (shared parameters under each of their names), as Tensors
@@ -136,7 +159,7 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            array = value.data if isinstance(value, Tensor) else np.asarray(value)
+            array = to_device(value.data if isinstance(value, Tensor) else np.asarray(value), target.device)
             if array.shape != target.shape:
                 raise ValueError(f"load_state_dict: '{name}' has shape {array.shape} in the state dict, "
                                  f"but the model's is {target.shape}")

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..autograd import Function, unbroadcast
+from ..backend.array import device_of, to_device
 
 
 class Add(Function):
@@ -210,3 +211,16 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.astype(ctx.dtype)
+
+
+class ToDevice(Function):
+    """y = x on another device (a copy between host and GPU);  dx = dy moved back to x's device."""
+
+    @staticmethod
+    def forward(ctx, x, device):
+        ctx.device = device_of(x)
+        return to_device(x, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return to_device(grad, ctx.device)

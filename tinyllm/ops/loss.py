@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..backend.array import array_module
 
 
 class CrossEntropy(Function):
@@ -12,16 +13,15 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=-100, reduction="mean"):
-        kernels = backend.for_array(logits)
-        losses, lse = kernels.cross_entropy_forward(logits, targets, ignore_index)
-        count = int((targets != ignore_index).sum())
+        losses, lse = backend.for_array(logits).cross_entropy_forward(logits, targets, ignore_index)
+        count = (targets != ignore_index).sum()  # an array, so the GPU need not wait for the host here
         ctx.args = ignore_index, reduction, count
         ctx.save_for_backward(logits, targets, lse)
         if reduction == "none":
             return losses
         total = losses.sum(dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):  # every row ignored: the mean is nan, as in PyTorch
-            return np.asarray(total / count if reduction == "mean" else total, dtype=logits.dtype)
+            return array_module(logits).asarray(total / count if reduction == "mean" else total, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -30,6 +30,6 @@ class CrossEntropy(Function):
         if reduction == "none":
             dlosses = grad
         else:
-            scale = grad / max(count, 1) if reduction == "mean" else grad
-            dlosses = np.full(targets.shape, scale, dtype=logits.dtype)
+            scale = grad / np.maximum(count, 1).astype(grad.dtype) if reduction == "mean" else grad
+            dlosses = array_module(logits).zeros(targets.shape, logits.dtype) + scale
         return backend.for_array(grad).cross_entropy_backward(dlosses, logits, targets, lse, ignore_index)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..autograd import Function
+from ..backend.array import array_module
 
 
 def _regrow(grad, shape, dim, keepdim):
@@ -19,7 +20,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.args = x.shape, dim, keepdim
-        return np.asarray(x.sum(axis=dim, keepdims=keepdim))
+        return array_module(x).asarray(x.sum(axis=dim, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx, grad):
@@ -31,13 +32,14 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
+        y = array_module(x).asarray(x.mean(axis=dim, keepdims=keepdim))
         ctx.args = x.shape, dim, keepdim
-        ctx.count = x.size // max(np.asarray(x.mean(axis=dim, keepdims=keepdim)).size, 1) if x.size else 1
-        return np.asarray(x.mean(axis=dim, keepdims=keepdim))
+        ctx.count = x.size // max(y.size, 1) if x.size else 1
+        return y
 
     @staticmethod
     def backward(ctx, grad):
-        return _regrow(grad, *ctx.args) / np.asarray(ctx.count, dtype=grad.dtype)
+        return _regrow(grad, *ctx.args) / grad.dtype.type(ctx.count)
 
 
 class Max(Function):
@@ -45,7 +47,7 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
-        y = np.asarray(x.max(axis=dim, keepdims=keepdim))
+        y = array_module(x).asarray(x.max(axis=dim, keepdims=keepdim))
         ctx.args = x.shape, dim, keepdim
         ctx.save_for_backward(x, y)
         return y

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..autograd import Function, unbroadcast
+from ..backend.array import array_module, is_array
 
 
 class Reshape(Function):
@@ -32,7 +33,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.transpose(np.argsort(ctx.dims))
+        return grad.transpose(tuple(np.argsort(ctx.dims).tolist()))
 
 
 class Expand(Function):
@@ -58,16 +59,17 @@ class GetItem(Function):
     def forward(ctx, x, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
         try:
-            return np.asarray(x[index])
+            return array_module(x).asarray(x[index])
         except IndexError as err:
             raise IndexError(f"index {index!r} is out of range for a tensor of shape {x.shape}: {err}") from None
 
     @staticmethod
     def backward(ctx, grad):
-        dx = np.zeros(ctx.shape, ctx.dtype)
+        xp = array_module(grad)
+        dx = xp.zeros(ctx.shape, ctx.dtype)
         parts = ctx.index if isinstance(ctx.index, tuple) else (ctx.index,)
-        if any(isinstance(i, list) or (isinstance(i, np.ndarray) and i.dtype != np.bool_) for i in parts):
-            np.add.at(dx, ctx.index, grad)
+        if any(isinstance(i, list) or (is_array(i) and i.dtype != np.bool_) for i in parts):
+            xp.add.at(dx, ctx.index, grad)
         else:
             dx[ctx.index] = grad
         return dx
@@ -83,7 +85,7 @@ class Cat(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(np.split(grad, np.cumsum(ctx.sizes)[:-1], axis=ctx.dim))
+        return tuple(np.split(grad, np.cumsum(ctx.sizes)[:-1].tolist(), axis=ctx.dim))
 
 
 class Stack(Function):
@@ -109,7 +111,7 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        zero = np.zeros((), grad.dtype)
+        zero = array_module(grad).zeros((), grad.dtype)
         sa, sb = ctx.shapes
         return unbroadcast(np.where(ctx.cond, grad, zero), sa), unbroadcast(np.where(ctx.cond, zero, grad), sb)
 
@@ -120,8 +122,8 @@ class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.mask, ctx.shape = mask, x.shape
-        return np.where(mask, np.asarray(value, dtype=x.dtype), x)
+        return np.where(mask, array_module(x).asarray(value, dtype=x.dtype), x)
 
     @staticmethod
     def backward(ctx, grad):
-        return unbroadcast(np.where(ctx.mask, np.zeros((), grad.dtype), grad), ctx.shape)
+        return unbroadcast(np.where(ctx.mask, array_module(grad).zeros((), grad.dtype), grad), ctx.shape)

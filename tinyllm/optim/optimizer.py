@@ -1,8 +1,7 @@
 """Optimizer base: parameter groups, per-parameter state, zero_grad, and state_dict for exact resume."""
 import copy
 
-import numpy as np
-
+from ..backend.array import is_array, to_device
 from ..tensor import Tensor
 
 
@@ -58,7 +57,8 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             for name, value in s.items():
-                if isinstance(value, np.ndarray) and value.shape != p.shape:
+                if is_array(value) and value.shape != p.shape:
                     raise ValueError(f"load_state_dict: state '{name}' of parameter {i} has shape {value.shape}, "
                                      f"but the parameter's is {p.shape}")
-            self.state[id(p)] = copy.deepcopy(s)
+            s = copy.deepcopy(s)  # arrays of the state go where their parameter is
+            self.state[id(p)] = {name: to_device(v, p.device) if is_array(v) else v for name, v in s.items()}

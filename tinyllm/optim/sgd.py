@@ -1,6 +1,4 @@
 """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
-import numpy as np
-
 from .optimizer import Optimizer
 
 
@@ -23,7 +21,7 @@ class SGD(Optimizer):
             mu = group["momentum"]
             if mu:
                 if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = np.array(d, copy=True)
+                    state["momentum_buffer"] = d.copy()
                 else:
                     buf = state["momentum_buffer"]
                     buf *= mu

@@ -1,0 +1,184 @@
+"""The engine on the GPU: the same ops, modules, optimizer and GPT give on "cuda" (CuPy arrays, our
+CUDA kernels) the values and gradients they give on "cpu" (NumPy, our C++ kernels), and devices
+follow PyTorch's rules (.to(), device=..., the mixed-device error).
+
+Tolerances, float32: the GPU sums in other orders than the CPU (cuBLASLt tiles, warp reductions),
+so results differ by a few ulps per accumulation: ops and one GPT pass within 1e-4 relative
+(gradients of sums over ~100-term products land near 1e-6..1e-5). Twenty AdamW steps let those
+differences grow through the updates, so the losses are compared at 1e-4. bfloat16 autocast: the
+matmul and attention operands are rounded to 8 bits of mantissa on both devices, but the products
+are summed in other orders and rounded again, so the loss agrees to 1e-2.
+"""
+import functools
+import types
+
+import numpy as np
+import pytest
+
+import tinyllm
+from tinyllm.amp import autocast
+from tinyllm.models import GPT, GPTConfig
+
+cupy = pytest.importorskip("cupy")
+from test_parity_torch import CASES  # noqa: E402
+
+pytestmark = pytest.mark.cuda
+
+RTOL, ATOL = 1e-4, 1e-5
+
+GPT2_TINY = GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, n_embd=128)  # head_dim 64: our attention kernel
+LLAMA_TINY = GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=4, n_kv_head=2, n_embd=128, mlp_hidden=96,
+                       pos_encoding="rope", norm="rmsnorm", mlp="swiglu", bias=False, tie_weights=False)
+CONFIGS = pytest.mark.parametrize("config", [GPT2_TINY, LLAMA_TINY], ids=["gpt2", "llama"])
+
+
+def on(device):
+    """tinyllm, as the `lib` of the parity cases, with new tensors made on device."""
+    names = ("nn", "where", "cat", "stack")
+    return types.SimpleNamespace(**{n: getattr(tinyllm, n) for n in names}, tensor=functools.partial(tinyllm.tensor, device=device))
+
+
+def run_case(device, fn, arrays):
+    lib = on(device)
+    inputs = [tinyllm.tensor(a, device=device, requires_grad=True) for a in arrays]
+    out = fn(lib, tinyllm.nn.functional, *inputs)
+    weights = np.random.default_rng(2).standard_normal(tuple(out.shape)).astype(np.float32)
+    (out * tinyllm.tensor(weights, device=device)).sum().backward()
+    assert out.device == device and all(t.grad.device == device for t in inputs)
+    return out.detach().numpy(), [t.grad.numpy() for t in inputs]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_op_on_gpu_matches_cpu(name):
+    fn, shapes = CASES[name]
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    out, grads = run_case("cuda", fn, arrays)
+    ref, ref_grads = run_case("cpu", fn, arrays)
+    np.testing.assert_allclose(out, ref, rtol=RTOL, atol=ATOL)
+    for g, r in zip(grads, ref_grads):
+        np.testing.assert_allclose(g, r, rtol=RTOL, atol=ATOL)
+
+
+def batch(config, B=3, T=20, seed=0):
+    rng = np.random.default_rng(seed)
+    idx, targets = rng.integers(0, config.vocab_size, (B, T)), rng.integers(0, config.vocab_size, (B, T))
+    targets[1, 4:7] = -100
+    return idx, targets
+
+
+def forward_backward(model, device, idx, targets):
+    model.zero_grad()
+    logits, loss = model(tinyllm.tensor(idx, device=device), tinyllm.tensor(targets, device=device))
+    loss.backward()
+    return logits.detach().numpy(), loss.item(), {n: p.grad.numpy() for n, p in model.named_parameters()}
+
+
+@CONFIGS
+def test_gpt_logits_loss_and_gradients_on_gpu_match_cpu(config):
+    model = GPT(config)
+    idx, targets = batch(config)
+    ref = forward_backward(model, "cpu", idx, targets)
+    out = forward_backward(model.to("cuda"), "cuda", idx, targets)
+    assert all(p.device == "cuda" for p in model.parameters())
+    np.testing.assert_allclose(out[0], ref[0], rtol=RTOL, atol=ATOL)
+    assert out[1] == pytest.approx(ref[1], rel=1e-5)
+    for name, g in ref[2].items():
+        np.testing.assert_allclose(out[2][name], g, rtol=RTOL, atol=1e-5 * np.abs(g).max(), err_msg=name)
+
+
+def train(config, device, steps=20, amp_dtype=None):
+    tinyllm.manual_seed(0)
+    model = GPT(config).to(device)
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95))
+    losses = []
+    for step in range(steps):
+        idx, targets = batch(config, seed=step % 4)
+        opt.zero_grad()
+        with autocast(amp_dtype):
+            _, loss = model(tinyllm.tensor(idx, device=device), tinyllm.tensor(targets, device=device))
+        loss.backward()
+        tinyllm.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses)
+
+
+@CONFIGS
+def test_training_on_gpu_matches_cpu(config):
+    gpu, cpu = train(config, "cuda"), train(config, "cpu")
+    assert gpu[-1] < gpu[0] - 0.3, "the model should learn the four batches"
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, err_msg=f"largest relative gap {np.max(np.abs(gpu / cpu - 1)):.2e}")
+
+
+def test_bfloat16_autocast_training_on_gpu_matches_cpu():
+    gpu, cpu = train(GPT2_TINY, "cuda", steps=5, amp_dtype=tinyllm.bfloat16), train(GPT2_TINY, "cpu", steps=5, amp_dtype=tinyllm.bfloat16)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-2)
+
+
+# ------------------------------------------------------------------------------------------------
+# devices, PyTorch's way
+
+
+def test_to_moves_and_casts_differentiably():
+    x = tinyllm.randn(3, 4, requires_grad=True)
+    y = x.to("cuda")
+    assert y.device == "cuda" and isinstance(y.data, cupy.ndarray) and x.to("cpu") is x
+    (y * 2.0).sum().backward()
+    assert x.grad.device == "cpu"
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((3, 4), 2.0, np.float32))
+    z = x.detach().to("cuda", tinyllm.bfloat16)
+    assert (z.device, z.dtype) == ("cuda", tinyllm.bfloat16)
+    assert x.detach().cuda().cpu().device == "cpu" and x.to(z).dtype == tinyllm.bfloat16
+    np.testing.assert_array_equal(y.detach().numpy(), x.detach().numpy())
+    assert y.detach()[0, 0].item() == x.detach()[0, 0].item() and y.detach().tolist() == x.detach().tolist()
+
+
+def test_creation_on_the_gpu():
+    for t in (tinyllm.zeros(2, 3, device="cuda"), tinyllm.ones(2, device="cuda"), tinyllm.full((2,), 7.0, device="cuda"),
+              tinyllm.arange(5, device="cuda"), tinyllm.tensor([1.0, 2.0], device="cuda"), tinyllm.randn(4, device="cuda"),
+              tinyllm.rand(4, device="cuda"), tinyllm.randint(0, 9, (4,), device="cuda"), tinyllm.zeros_like(tinyllm.ones(2, device="cuda"))):
+        assert t.device == "cuda" and isinstance(t.data, cupy.ndarray)
+    tinyllm.manual_seed(3)
+    a = tinyllm.randn(1000, device="cuda").numpy()
+    tinyllm.manual_seed(3)
+    np.testing.assert_array_equal(a, tinyllm.randn(1000, device="cuda").numpy())
+    assert abs(a.mean()) < 0.1 and abs(a.std() - 1) < 0.1
+
+
+def test_mixing_devices_is_an_error():
+    with pytest.raises(RuntimeError, match="expected all tensors on the same device, got cpu and cuda"):
+        tinyllm.randn(3) + tinyllm.randn(3, device="cuda")
+    with pytest.raises(RuntimeError, match="same device"):
+        tinyllm.nn.functional.embedding(tinyllm.tensor([1, 2]), tinyllm.randn(4, 3, device="cuda"))
+
+
+def test_module_to_keeps_the_parameters_so_the_optimizer_still_works():
+    model = tinyllm.nn.Linear(4, 3)
+    opt = tinyllm.optim.AdamW(model.parameters(), lr=0.1)
+    weight = model.weight
+    before = weight.detach().numpy().copy()
+    assert model.cuda() is model and model.weight is weight and weight.device == "cuda"
+    model(tinyllm.randn(2, 4, device="cuda")).sum().backward()
+    opt.step()
+    assert weight.device == "cuda" and not np.allclose(weight.detach().numpy(), before)
+    model.to("cpu")
+    assert weight.device == "cpu" and weight.grad.device == "cpu"
+
+
+def test_dropout_on_the_gpu_is_seeded():
+    x = tinyllm.ones(10000, device="cuda")
+    tinyllm.manual_seed(1)
+    a = tinyllm.nn.functional.dropout(x, 0.25).numpy()
+    tinyllm.manual_seed(1)
+    np.testing.assert_array_equal(a, tinyllm.nn.functional.dropout(x, 0.25).numpy())
+    assert set(np.unique(a)) <= {0.0, np.float32(1 / 0.75)} and abs((a == 0).mean() - 0.25) < 0.03
+
+
+def test_grad_scaler_finds_inf_on_the_gpu():
+    p = tinyllm.nn.Parameter(tinyllm.ones(3, device="cuda"))
+    opt = tinyllm.optim.SGD([p], lr=0.1)
+    scaler = tinyllm.amp.GradScaler(init_scale=4.0)
+    p.grad = tinyllm.tensor([4.0, float("inf"), 0.0], device="cuda")
+    assert scaler.step(opt) is False
+    np.testing.assert_array_equal(p.detach().numpy(), np.ones(3, np.float32))
