@@ -114,8 +114,13 @@ def test_train_from_files(tmp_path):
 
 @pytest.mark.parametrize("pattern_id, pattern", [(1, GPT2_PATTERN), (2, CL100K_PATTERN)])
 @settings(max_examples=300, deadline=None)
-@given(text=st.text() | st.text(alphabet=list("aZ 'sStTrReElLvVdDmM\r\n\t1٣.!ſ\u3000\u00a0é😀\u0301")))
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cn")))
+       | st.text(alphabet=list("aZ 'sStTrReElLvVdDmM\r\n\t1٣.!ſ\u3000\u00a0é😀\u0301")))
 def test_cpp_split_equals_regex(pattern_id, pattern, text):
+    """Our C++ splitter matches the regex package on any text of characters assigned in Python's
+    Unicode database. Characters assigned only in newer Unicode versions are left out: their letter
+    and number classes come from the Unicode tables of whichever regex release is installed, and
+    ours were generated from one release (see csrc/bpe_unicode.h)."""
     assert _C.bpe_split(pattern_id, text) == regex.findall(pattern, text)
 
 
