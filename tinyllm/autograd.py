@@ -19,7 +19,6 @@ an op creates come from its inputs' array library, so ops need not know about de
 import contextlib
 import threading
 
-
 from . import dtypes
 from .backend.array import check_same_device
 
