@@ -23,6 +23,7 @@ CASES = {
     "sqrt": (lambda a: a.sqrt(), lambda: (leaf(2, 3, low=0.2, high=3.0),)),
     "relu": (lambda a: F.relu(a), lambda: (leaf(4, 5),)),
     "sigmoid": (lambda a: F.sigmoid(a), lambda: (leaf(4, 5),)),
+    "logsigmoid": (lambda a: F.logsigmoid(a * 20.0), lambda: (leaf(4, 5),)),
     # reductions
     "sum_all": (lambda a: a.sum(), lambda: (leaf(3, 4),)),
     "sum_dim": (lambda a: a.sum(dim=1, keepdim=True), lambda: (leaf(2, 3, 4),)),

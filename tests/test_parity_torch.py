@@ -42,6 +42,7 @@ CASES = {
     "gelu": (lambda lib, F, a: F.gelu(a), [(5, 33)]),
     "gelu_tanh": (lambda lib, F, a: F.gelu(a, approximate="tanh"), [(5, 33)]),
     "silu": (lambda lib, F, a: F.silu(a), [(5, 33)]),
+    "logsigmoid": (lambda lib, F, a: F.logsigmoid(a * 30.0), [(5, 33)]),
     "embedding": (lambda lib, F, w: F.embedding(lib.tensor([[1, 4, 1], [0, 4, 4]]), w), [(6, 5)]),
     "cross_entropy": (lambda lib, F, z: F.cross_entropy(z, lib.tensor(T_)), [(8, 7)]),
     "cross_entropy_sum": (lambda lib, F, z: F.cross_entropy(z, lib.tensor(T_), reduction="sum"), [(8, 7)]),

@@ -78,6 +78,11 @@ def sigmoid(input):
     return elementwise.Sigmoid.apply(input)
 
 
+def logsigmoid(input):
+    """log(1 / (1 + exp(-x))), computed without overflow."""
+    return elementwise.LogSigmoid.apply(input)
+
+
 def tanh(input):
     return elementwise.Tanh.apply(input)
 

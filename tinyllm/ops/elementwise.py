@@ -198,6 +198,21 @@ class Sigmoid(Function):
         return grad * y * (1 - y)
 
 
+class LogSigmoid(Function):
+    """y = log sigmoid(x) = min(x, 0) - log(1 + e^-|x|) (no overflow for large |x|);
+    dx = dy * (1 - sigmoid(x)) = dy * sigmoid(-x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad / (1 + np.exp(x))
+
+
 class Cast(Function):
     """y = x in another dtype (a copy);  dx = dy in x's dtype (no gradient to integer inputs)."""
 
