@@ -9,7 +9,8 @@ records a `Node` on the output: the function, its context (what forward saved) a
 gradient from all its uses, hands it to the node's backward, frees what the node saved, and
 accumulates the gradients of leaf Tensors (parameters) into `.grad`.
 
-float16/bfloat16 inputs are upcast to float32 for the computation, and when every floating input of
+float16/bfloat16 inputs are upcast to the dtype their backend computes in (float32 on the CPU;
+bfloat16 stays bfloat16 on the GPU, whose kernels accumulate in float32), and when every floating input of
 an op is of one half dtype its result is rounded back to it (a float32 input promotes the result to
 float32, as in PyTorch); gradients return in each input's dtype. So no op knows about half precision.
 
@@ -19,7 +20,7 @@ an op creates come from its inputs' array library, so ops need not know about de
 import contextlib
 import threading
 
-from . import dtypes
+from . import backend, dtypes
 from .backend.array import check_same_device
 
 _state = threading.local()
@@ -122,7 +123,10 @@ class Function:
 
 
 def _upcast(array):
-    return array.astype(dtypes.float32) if array.dtype in dtypes._HALF else array
+    """The array in the dtype its backend computes in: float32 for half storage on the CPU, while the
+    CUDA backend takes bfloat16 as it is (its kernels accumulate in float32 themselves)."""
+    wanted = backend.for_array(array).compute_dtype(array.dtype)
+    return array if wanted == array.dtype else array.astype(wanted)
 
 
 def _topological_order(root):

@@ -33,6 +33,9 @@ CONTRACT = (
 )
 
 
+compute_dtype = reference.compute_dtype  # the C++ kernels are float32: half storage is upcast first
+
+
 def _empty(shape, dtype=np.float32):
     """Output allocation. Tests replace it with a NaN-filled allocator to catch unwritten outputs."""
     return np.empty(shape, dtype)

@@ -48,6 +48,12 @@ GEMM = os.environ.get("TINYLLM_CUDA_GEMM", "cublaslt")
 _WORKSPACE_BYTES = 32 << 20
 
 
+def compute_dtype(dtype):
+    """bfloat16 reaches the kernels as it is (they load bf16 and accumulate in float32); float16,
+    which they don't take yet, is upcast to float32."""
+    return F32 if dtype == dtypes.float16 else dtype
+
+
 def native_kernels():
     """Names of the contract's kernels that run our CUDA code (the rest run the CuPy fallbacks)."""
     return [name for name in CONTRACT if _cuda is not None and hasattr(_cuda, _ENTRY.get(name, name))]

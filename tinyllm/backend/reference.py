@@ -7,7 +7,8 @@ the same functions with the same signatures and is tested against these. Convent
   backward needs (e.g. layernorm's mean and rstd, attention's logsumexp).
 - Reductions run over the last axis; leading axes are rows.
 - Computation happens in the input's dtype (float32 or float64); the op layer upcasts float16 and
-  bfloat16 storage before it calls a kernel.
+  bfloat16 storage to `compute_dtype(dtype)` before it calls a kernel (a backend whose kernels take
+  a half dtype directly says so in its own compute_dtype).
 - Attention tensors are (B, H, T, D). `causal` lets query i see keys j <= i + (S - T), where T is
   the number of queries and S the number of keys (so a query block at the end of a longer key
   sequence, as in a KV cache, sees everything before it).
@@ -15,6 +16,13 @@ the same functions with the same signatures and is tested against these. Convent
 import math
 
 import numpy as np
+
+from .. import dtypes
+
+
+def compute_dtype(dtype):
+    """The dtype these kernels compute in for data stored as `dtype`: float32 for the half types."""
+    return dtypes.float32 if dtype in (dtypes.float16, dtypes.bfloat16) else dtype
 
 
 # ----------------------------------------------------------------------------------------------
