@@ -136,9 +136,13 @@ def _compare_training(build, loss_fn, batches):
     np.testing.assert_allclose(our_losses, their_losses, rtol=1e-5)
     np.testing.assert_allclose(our_norms, their_norms, rtol=1e-4)
     assert max(their_norms) > 0.5, "the clipping threshold should be crossed for the test to cover clipping"
+    # atol: a weight whose first gradient is rounding noise (the attention block's qkv.weight[58, 2]: 2.6e-8
+    # against a median of 7e-4) still gets a full lr-sized first Adam step, and where the later steps
+    # leave it depends on that noise: PyTorch's own float32 run ends 1.6e-5 from its float64 run there.
+    # A wrong update moves weights by about lr (3e-3), far beyond this.
     their_state = theirs.state_dict()
     for name, value in ours.state_dict().items():
-        np.testing.assert_allclose(value.data, their_state[name].detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(value.data, their_state[name].detach().numpy(), rtol=1e-4, atol=5e-5, err_msg=name)
 
 
 def test_mlp_trains_like_pytorch():
