@@ -98,6 +98,15 @@ def row_softmax_forward(reps, dtype="bf16"):
                reps, gbytes=x.nbytes * 2 / 1e9)
 
 
+def row_softmax_backward(reps, dtype="bf16"):
+    nd, td = _pair(dtype)
+    x, dy = rand((N * 4, T), nd), rand((N * 4, T), nd)
+    y = cuda.softmax_forward(x)
+    ty, tdy = t(y), t(dy)
+    return row(f"softmax bwd {dtype} {N * 4}x{T}", lambda: cuda.softmax_backward(dy, y),
+               lambda: torch._softmax_backward_data(tdy, ty, -1, td), reps, gbytes=x.nbytes * 3 / 1e9)
+
+
 def row_cross_entropy(reps, dtype="bf16"):
     nd, _ = _pair(dtype)
     logits = rand((N, V), nd, 2.0)
@@ -199,7 +208,8 @@ def row_attention(reps):
 ROWS = {
     "layernorm": [lambda r: row_layernorm_forward(r, "fp32"), row_layernorm_forward,
                   lambda r: row_layernorm_backward(r, "fp32"), row_layernorm_backward],
-    "softmax": [lambda r: row_softmax_forward(r, "fp32"), row_softmax_forward],
+    "softmax": [lambda r: row_softmax_forward(r, "fp32"), row_softmax_forward,
+                lambda r: row_softmax_backward(r, "fp32"), row_softmax_backward],
     "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],
     "gelu": [row_gelu],
     "embedding": [row_embedding_backward],
