@@ -60,10 +60,11 @@ struct GemmShape {
 void matmul(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
             int64_t workspace_bytes, uintptr_t stream);
 bool matmul_supported(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt);
-// matmul_wgmma.cu: the Hopper kernel behind matmul() (bf16, matmul_supported shapes), and whether
-// the current device and the build can run it (the first call per device synchronises).
+// matmul_wgmma.cu: whether the current device and the build can run the Hopper kernel (the first
+// call per device synchronises), and the kernel behind matmul() (bf16, matmul_supported shapes);
+// false, having done nothing, where the device, the build or C's alignment rules it out.
 bool matmul_wgmma_available();
-void matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
+bool matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
                   int64_t workspace_bytes, uintptr_t stream);
 bool have_cublaslt();
 void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,

@@ -143,8 +143,7 @@ void matmul(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt,
     if (s.batch == 0 || s.M == 0 || s.N == 0) return;
     // The Hopper kernel where it runs, unless TINYLLM_CUDA_MMA_SYNC=1 asks for this one (tests, benchmarks).
     const char* force = std::getenv("TINYLLM_CUDA_MMA_SYNC");
-    if (!(force && std::string(force) == "1") && matmul_wgmma_available())
-        return matmul_wgmma(a, b, c, s, workspace, workspace_bytes, stream);
+    if (!(force && std::string(force) == "1") && matmul_wgmma(a, b, c, s, workspace, workspace_bytes, stream)) return;
     const cudaStream_t st = as_stream(stream);
     if (s.trans_a) (s.trans_b ? launch<true, true> : launch<true, false>)(a, b, c, s, st);
     else (s.trans_b ? launch<false, true> : launch<false, false>)(a, b, c, s, st);

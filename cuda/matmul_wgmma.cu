@@ -1,17 +1,20 @@
 // Our Hopper GEMM (sm_90a): row-major C[b] = op(A[b]) @ op(B[b]) in bf16 with float32 accumulation,
 // on wgmma (the warpgroup-wide asynchronous tensor-core instruction) fed by TMA (the bulk tensor
 // copy engine). matmul() in matmul.cu calls it first and falls back to the mma.sync kernel where
-// it is not available (another GPU, or a build without the sm_90a target).
+// it is not available (another GPU, a build without the sm_90a target, or a C that TMA can't write).
 //
-// Work split. A persistent grid (one 384-thread block per SM) walks the 128 x BN tiles of C
-// (BN = 256, or 128 when 256-wide tiles would leave SMs idle) in a grouped order: kGroup tiles down
-// M, then the next column, so the blocks running at one time share their A rows and B columns in
-// L2. Each block has three warpgroups with fixed roles (warp specialisation):
+// Work split. A persistent grid (one 384-thread block per SM) walks the 128 x 256 tiles of C in a
+// grouped order: kGroup tiles down M, then the next column, so the blocks running at one time
+// share their A rows and B columns in L2. When there are too few tiles to fill the SMs and K is
+// long (the weight gradients, K = tokens), K is split as well: each split writes float32 partial
+// sums to the workspace and a small kernel adds them up into C (plan_splits picks the count).
+// Each block has three warpgroups with fixed roles (warp specialisation):
 // - warpgroup 0, the producer: one thread issues the TMA copies of the A and B tiles of each
 //   64-wide K step into a ring of kStages shared-memory stages;
 // - warpgroups 1 and 2, the consumers: each owns 64 rows of the tile and multiplies them with
-//   wgmma.m64nBNk16 (4 per K step), accumulating in registers (BN/2 floats per thread), then writes
-//   its 64 x BN block of C straight from registers as bf16 pairs.
+//   wgmma.m64n256k16 (4 per K step), accumulating in registers (128 floats per thread), then
+//   stages its 64 x 256 block of C in shared memory as bf16 and hands it to TMA stores, which
+//   drain while the consumers start on their next tile.
 // `setmaxnreg` moves registers from the producer (40) to the consumers (232).
 //
 // Synchronisation: each stage has two mbarriers. `full` completes when the TMA has written the
@@ -30,9 +33,9 @@
 // In both, the hardware XORs byte-address bits 4-6 with bits 7-9 (the swizzle), so the 8 rows of
 // an 8 x 16-byte core matrix sit in different banks; tiles are 1024-byte aligned for it.
 //
-// Edges: TMA fills out-of-range elements with zeros (they add nothing to the sums) and the epilogue
-// skips rows >= M and columns >= N. Requirements are those of matmul_supported: bf16, 16-byte
-// aligned buffers, each operand's contiguous dimension and batch stride a multiple of 8, N even.
+// Edges: TMA loads fill out-of-range elements with zeros (they add nothing to the sums) and TMA
+// stores skip them. Requirements: those of matmul_supported (bf16, 16-byte aligned operands, each
+// one's contiguous dimension and batch stride a multiple of 8), and the same of C.
 #include <cuda.h>  // CUtensorMap and the driver's enums (headers only: the encoder comes through the runtime)
 #include <cudaTypedefs.h>
 
@@ -44,14 +47,11 @@
 namespace tinyllm::cuda {
 namespace {
 
-constexpr int BM = 128, BK = 64, kThreads = 384;
-constexpr int kRowBytes = BK * 2;  // one K-major row: 64 bf16 = the 128-byte swizzle span
-
-template <int BN> struct Config {
-    static constexpr int a_bytes = BM * kRowBytes, b_bytes = BN * kRowBytes, stage_bytes = a_bytes + b_bytes;
-    static constexpr int stages = BN == 256 ? 4 : 6;  // 192 KB of tiles either way
-    static constexpr int smem = stages * stage_bytes + 1024 /* alignment slack */ + 2 * stages * 8 /* mbarriers */;
-};
+constexpr int BM = 128, BN = 256, BK = 64, kThreads = 384, kStages = 4;
+constexpr int kRowBytes = BK * 2;                                  // one K-major row: 64 bf16, the swizzle span
+constexpr int kABytes = BM * kRowBytes, kStageBytes = kABytes + BN * kRowBytes;  // 16 + 32 KB
+constexpr int kOutBytes = 2 * 64 * 64 * 2;                         // a consumer's C staging: two 64 x 64 chunks
+constexpr int kSmem = kStages * kStageBytes + 2 * kOutBytes + 1024 /* alignment slack */ + 2 * kStages * 8;
 
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
 __device__ int wgmma_compiled = 1;  // which cubin the driver loaded: read by wgmma_runs_on()
@@ -67,7 +67,7 @@ struct TileOrder {
         batch = int(t / per_batch);
         const int r = int(t % per_batch), first = r / (kGroup * nt) * kGroup, rows = min(kGroup, mt - first);
         m0 = (first + (r % (kGroup * nt)) % rows) * BM;
-        n0 = (r % (kGroup * nt)) / rows;  // in tiles; the caller scales by BN
+        n0 = (r % (kGroup * nt)) / rows * BN;
     }
 };
 
@@ -100,6 +100,21 @@ __device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, uint
         : "memory");
 }
 
+// TMA the other way: a box of shared memory to `map` at (c0, c1, c2); out-of-range parts are
+// skipped. Completion is tracked per thread in bulk groups.
+__device__ __forceinline__ void tma_store(const CUtensorMap* map, const void* src, int c0, int c1, int c2) {
+    asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];" ::"l"(map),
+                 "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2)
+                 : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
+// Orders this thread's ordinary shared-memory writes before later TMA (async proxy) reads.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// A barrier among the 128 threads of one consumer warpgroup (ids 1 and 2; 0 is __syncthreads).
+__device__ __forceinline__ void warpgroup_sync(int id) { asm volatile("bar.sync %0, 128;" ::"r"(id) : "memory"); }
+
 // wgmma shared-memory descriptor, 128-byte swizzle: start address, LBO (the distance between
 // 64-element MN chunks; unused for K-major) and SBO (between 8-row groups: 1024 bytes).
 __device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo) {
@@ -117,29 +132,9 @@ template <int R> __device__ __forceinline__ void fence_operands(float (&d)[R]) {
     for (int i = 0; i < R; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-// d (64 x N, float32, in the accumulator layout) += A (64 x 16) @ B (16 x N), both read from
+// d (64 x 256, float32, in the accumulator layout) += A (64 x 16) @ B (16 x 256), both read from
 // shared memory through their descriptors; TA / TB = 1 for an MN-major operand.
-template <int TA, int TB> __device__ __forceinline__ void wgmma_m64n128(float (&d)[64], uint64_t da, uint64_t db) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
-        "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-        "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-        "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
-        "}, %64, %65, p, 1, 1, %66, %67;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(da), "l"(db), "n"(TA), "n"(TB));
-}
-
-template <int TA, int TB> __device__ __forceinline__ void wgmma_m64n256(float (&d)[128], uint64_t da, uint64_t db) {
+template <int TA, int TB> __device__ __forceinline__ void wgmma(float (&d)[128], uint64_t da, uint64_t db) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
@@ -170,26 +165,20 @@ template <int TA, int TB> __device__ __forceinline__ void wgmma_m64n256(float (&
           "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
         : "l"(da), "l"(db), "n"(TA), "n"(TB));
 }
-template <int BN, int TA, int TB> __device__ __forceinline__ void wgmma(float (&d)[BN / 2], uint64_t da, uint64_t db) {
-    if constexpr (BN == 256) wgmma_m64n256<TA, TB>(d, da, db);
-    else wgmma_m64n128<TA, TB>(d, da, db);
-}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // TA: A is stored K x M (MN-major); TB: B is stored N x K (K-major). See the top of the file.
-template <int BN, bool TA, bool TB>
+template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                      bf16* __restrict__ C, float* __restrict__ partial, int splits, GemmShape s) {
+                      const __grid_constant__ CUtensorMap map_c, float* __restrict__ partial, int splits, GemmShape s) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
-    using Cfg = Config<BN>;
-    constexpr int stages = Cfg::stages;
     extern __shared__ unsigned char smem_raw[];
     unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-    uint64_t* full = reinterpret_cast<uint64_t*>(smem + stages * Cfg::stage_bytes);
-    uint64_t* empty = full + stages;
+    uint64_t* full = reinterpret_cast<uint64_t*>(smem + kStages * kStageBytes + 2 * kOutBytes);
+    uint64_t* empty = full + kStages;
     if (threadIdx.x == 0) {
-        for (int i = 0; i < stages; i++) {
+        for (int i = 0; i < kStages; i++) {
             mbar_init(&full[i], 1);   // the producer's arrive.expect_tx
             mbar_init(&empty[i], 8);  // one arrive per consumer warp
         }
@@ -209,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     int stage = 0;
     uint32_t phase = 0;  // parity of the ring's current lap
     auto advance = [&] {
-        if (++stage == stages) stage = 0, phase ^= 1;
+        if (++stage == kStages) stage = 0, phase ^= 1;
     };
 
     if (threadIdx.x < 128) {  // producer warpgroup: one thread issues every copy
@@ -219,13 +208,12 @@ __global__ void __launch_bounds__(kThreads, 1)
             int b, m0, n0, kt0, kt1;
             order.at(t % tiles, b, m0, n0);
             k_range(t, kt0, kt1);
-            n0 *= BN;
             const int ba = s.stride_a ? b : 0, bb = s.stride_b ? b : 0;
             for (int kt = kt0; kt < kt1; kt++, advance()) {
                 mbar_wait(&empty[stage], phase ^ 1);  // the consumers have released this stage's last lap
-                unsigned char* a = smem + stage * Cfg::stage_bytes;
-                unsigned char* bt = a + Cfg::a_bytes;
-                mbar_expect_tx(&full[stage], Cfg::stage_bytes);
+                unsigned char* a = smem + stage * kStageBytes;
+                unsigned char* bt = a + kABytes;
+                mbar_expect_tx(&full[stage], kStageBytes);
                 const int k0 = kt * BK;
                 if (TA)
                     for (int j = 0; j < BM / 64; j++) tma_load(a + j * kChunkBytes, &map_a, &full[stage], m0 + 64 * j, k0, ba);
@@ -240,12 +228,12 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     // Consumer warpgroups: rows half * 64 .. + 63 of each tile.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
-    const int half = threadIdx.x / 128 - 1, warp = threadIdx.x / 32 % 4, lane = threadIdx.x % 32;
+    const int half = threadIdx.x / 128 - 1, tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
+    unsigned char* staging = smem + kStages * kStageBytes + half * kOutBytes;
     for (int64_t t = blockIdx.x; t < items; t += gridDim.x) {
         int b, m0, n0, kt0, kt1;
         order.at(t % tiles, b, m0, n0);
         k_range(t, kt0, kt1);
-        n0 *= BN;
         float acc[BN / 2];
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
@@ -253,14 +241,14 @@ __global__ void __launch_bounds__(kThreads, 1)
         int held = -1;  // the stage whose wgmmas may still be reading it
         for (int kt = kt0; kt < kt1; kt++, advance()) {
             mbar_wait(&full[stage], phase);
-            const uint32_t a = smem_addr(smem + stage * Cfg::stage_bytes), bt = a + Cfg::a_bytes;
+            const uint32_t a = smem_addr(smem + stage * kStageBytes), bt = a + kABytes;
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
                 const uint64_t da = TA ? smem_desc(a + half * kChunkBytes + kk * 16 * kRowBytes, kChunkBytes)
                                        : smem_desc(a + half * 64 * kRowBytes + kk * 32, 16);
                 const uint64_t db = TB ? smem_desc(bt + kk * 32, 16) : smem_desc(bt + kk * 16 * kRowBytes, kChunkBytes);
-                wgmma<BN, TA ? 1 : 0, TB ? 0 : 1>(acc, da, db);
+                wgmma<TA ? 1 : 0, TB ? 0 : 1>(acc, da, db);
             }
             wgmma_commit();
             wgmma_wait<1>();  // the previous step's wgmmas are done: release their stage
@@ -276,26 +264,48 @@ __global__ void __launch_bounds__(kThreads, 1)
             __syncwarp();
             if (lane == 0) mbar_arrive(&empty[held]);
         }
-        // Epilogue: bf16 pairs into C, or float pairs into this split's slice of `partial`.
-        // Accumulator layout of m64nN: acc[4j + 2h + i] is row 16 warp + lane / 4 + 8h, column
-        // 8j + 2 (lane % 4) + i.
-        bf16* out = C + b * s.stride_c;
-        float* part = partial + t / tiles * s.M * s.N;
-        const int64_t row = m0 + half * 64 + warp * 16 + lane / 4;
+        // Epilogue. Accumulator layout of m64n256: acc[4j + 2h + i] is row 16 warp + lane / 4 + 8h,
+        // column 8j + 2 (lane % 4) + i of this warpgroup's 64 x 256 block.
+        const int r = warp * 16 + lane / 4;
+        if (splits == 1) {
+            // bf16 through shared memory and TMA stores, 128 columns at a time: two 64 x 64 chunks in
+            // the 128-byte-swizzle layout (16-byte unit u of row r at unit u ^ (r % 8), so a warp's
+            // 8 rows x 16 bytes land in 32 different banks). The stores drain while the next tile runs.
 #pragma unroll
-        for (int j = 0; j < BN / 8; j++) {
-            const int64_t col = n0 + 8 * j + 2 * (lane % 4);
-            if (col >= s.N) continue;
+            for (int pass = 0; pass < BN / 128; pass++) {
+                if (tid == 0) bulk_wait_read();  // the previous stores have read the staging buffer
+                warpgroup_sync(1 + half);
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                if (row + 8 * h >= s.M) continue;
-                const int64_t at = (row + 8 * h) * s.N + col;
-                const float v0 = acc[4 * j + 2 * h], v1 = acc[4 * j + 2 * h + 1];
-                if (splits == 1) *reinterpret_cast<__nv_bfloat162*>(out + at) = __floats2bfloat162_rn(v0, v1);
-                else *reinterpret_cast<float2*>(part + at) = make_float2(v0, v1);
+                for (int j = 0; j < 16; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int row = r + 8 * h, unit = (j % 8) ^ (row % 8);
+                        const int jj = pass * 16 + j;
+                        *reinterpret_cast<__nv_bfloat162*>(staging + (j / 8) * kChunkBytes + row * kRowBytes + unit * 16 +
+                                                           (lane % 4) * 4) =
+                            __floats2bfloat162_rn(acc[4 * jj + 2 * h], acc[4 * jj + 2 * h + 1]);
+                    }
+                fence_proxy_async();
+                warpgroup_sync(1 + half);
+                if (tid == 0) {
+                    for (int c = 0; c < 2; c++)
+                        tma_store(&map_c, staging + c * kChunkBytes, n0 + pass * 128 + c * 64, m0 + half * 64, b);
+                    bulk_commit();
+                }
             }
+        } else {  // float32 pairs straight into this split's slice of `partial`
+            float* part = partial + t / tiles * s.M * s.N;
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int64_t row = m0 + half * 64 + r + 8 * h, col = n0 + 8 * j + 2 * (lane % 4);
+                    if (row < s.M && col < s.N)
+                        *reinterpret_cast<float2*>(part + row * s.N + col) = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+                }
         }
     }
+    if (tid == 0) bulk_wait();  // the last stores are done before the block's shared memory goes
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 }
 
@@ -357,49 +367,36 @@ bool wgmma_runs_on(int dev) {
     return compiled == 1;
 }
 
-// How a GEMM is cut into work items: tile width and number of K splits.
-struct Plan {
-    int bn, splits;
-};
-
-// The plan that keeps the SMs busiest: each candidate's work items fill ceil(items / sms) waves, and
-// its efficiency is the filled fraction of those waves, discounted a little for the narrower tile
-// (more A traffic per flop) and for each extra split (the float32 slices written and summed).
-// Splits only for one unbatched GEMM whose slices fit the workspace, each split 512+ deep in K.
-Plan plan(const GemmShape& s, int sms, int64_t workspace_bytes) {
-    Plan best{256, 1};
+// How many K splits keep the SMs busiest: the work items fill ceil(items / sms) waves; the
+// efficiency is the filled fraction of those waves, discounted 3% for each extra split (the float32
+// slices written and summed). Splits only for one unbatched GEMM whose slices fit the workspace,
+// each split at least 512 deep in K.
+int plan_splits(const GemmShape& s, int sms, int64_t workspace_bytes) {
+    const int64_t tiles = s.batch * ceil_div(s.M, BM) * ceil_div(s.N, BN);
+    int best = 1;
     double best_eff = -1.0;
-    for (int bn : {256, 128})
-        for (int splits = 1; splits <= 16; splits++) {
-            if (splits > 1 && (s.batch != 1 || s.K / splits < 512 || splits * s.M * s.N * 4 > workspace_bytes)) break;
-            const int64_t items = s.batch * ceil_div(s.M, BM) * ceil_div(s.N, bn) * splits;
-            const int64_t waves = (items + sms - 1) / sms;
-            const double eff = double(items) / double(waves * sms) * (bn == 256 ? 1.0 : 0.93) * (1.0 - 0.03 * (splits - 1));
-            if (eff > best_eff) best_eff = eff, best = {bn, splits};
-        }
+    for (int splits = 1; splits <= 16; splits++) {
+        if (splits > 1 && (s.batch != 1 || s.K / splits < 512 || splits * s.M * s.N * 4 > workspace_bytes)) break;
+        const int64_t items = tiles * splits, waves = (items + sms - 1) / sms;
+        const double eff = double(items) / double(waves * sms) * (1.0 - 0.03 * (splits - 1));
+        if (eff > best_eff) best_eff = eff, best = splits;
+    }
     return best;
 }
 
-template <int BN, bool TA, bool TB>
+template <bool TA, bool TB>
 void launch(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, int splits, float* partial, int sms,
             cudaStream_t st) {
     const CUtensorMap map_a = TA ? tensor_map(a, s.M, s.K, s.batch, s.stride_a, 64)
                                  : tensor_map(a, s.K, s.M, s.batch, s.stride_a, BM);
     const CUtensorMap map_b = TB ? tensor_map(b, s.K, s.N, s.batch, s.stride_b, BN)
                                  : tensor_map(b, s.N, s.K, s.batch, s.stride_b, 64);
-    auto kernel = gemm_wgmma_kernel<BN, TA, TB>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Config<BN>::smem));
+    const CUtensorMap map_c = tensor_map(c, s.N, s.M, s.batch, s.stride_c, 64);
+    auto kernel = gemm_wgmma_kernel<TA, TB>;
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     const int64_t items = s.batch * ceil_div(s.M, BM) * ceil_div(s.N, BN) * splits;
-    kernel<<<unsigned(std::min<int64_t>(items, sms)), kThreads, Config<BN>::smem, st>>>(map_a, map_b, (bf16*)c, partial,
-                                                                                       splits, s);
+    kernel<<<unsigned(std::min<int64_t>(items, sms)), kThreads, kSmem, st>>>(map_a, map_b, map_c, partial, splits, s);
     CUDA_CHECK_LAUNCH();
-}
-
-template <int BN>
-void launch_any(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, int splits, float* partial, int sms,
-                cudaStream_t st) {
-    if (s.trans_a) (s.trans_b ? launch<BN, true, true> : launch<BN, true, false>)(a, b, c, s, splits, partial, sms, st);
-    else (s.trans_b ? launch<BN, false, true> : launch<BN, false, false>)(a, b, c, s, splits, partial, sms, st);
 }
 
 }  // namespace
@@ -414,20 +411,23 @@ bool matmul_wgmma_available() {
     return it != known.end() ? it->second : known[dev] = wgmma_runs_on(dev);
 }
 
-void matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
+bool matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
                   int64_t workspace_bytes, uintptr_t stream) {
-    if (!matmul_wgmma_available()) throw std::runtime_error("tinyllm._cuda.matmul_wgmma: needs an sm_90a build on an H100/H200");
+    // C is written by TMA: 16-byte aligned, rows and batch stride a multiple of 8 elements.
+    if (c % 16 != 0 || s.N % 8 != 0 || s.stride_c % 8 != 0 || !matmul_wgmma_available()) return false;
     int dev = 0, sms = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    const Plan p = plan(s, sms, workspace % 16 == 0 ? workspace_bytes : 0);
+    const int splits = plan_splits(s, sms, workspace % 16 == 0 ? workspace_bytes : 0);
     float* partial = reinterpret_cast<float*>(workspace);
     const cudaStream_t st = as_stream(stream);
-    (p.bn == 256 ? launch_any<256> : launch_any<128>)(a, b, c, s, p.splits, partial, sms, st);
-    if (p.splits > 1) {
-        sum_splits_kernel<<<2 * sms, 512, 0, st>>>(partial, (bf16*)c, s.M * s.N, p.splits);
+    if (s.trans_a) (s.trans_b ? launch<true, true> : launch<true, false>)(a, b, c, s, splits, partial, sms, st);
+    else (s.trans_b ? launch<false, true> : launch<false, false>)(a, b, c, s, splits, partial, sms, st);
+    if (splits > 1) {
+        sum_splits_kernel<<<2 * sms, 512, 0, st>>>(partial, (bf16*)c, s.M * s.N, splits);
         CUDA_CHECK_LAUNCH();
     }
+    return true;
 }
 
 }  // namespace tinyllm::cuda

@@ -163,6 +163,7 @@ GEMMS = [  # (a shape, b shape, trans_a, trans_b)
     ((2056, 200), (200, 2312), False, False),
     ((200, 2056), (200, 2312), True, False),
     ((4096, 136), (4096, 264), True, False),  # few tiles, long K: split-K on the Hopper kernel
+    ((64, 136), (202, 136), False, True),  # C rows of 404 bytes, which TMA can't store: mma.sync serves
 ]
 
 
