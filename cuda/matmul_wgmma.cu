@@ -165,13 +165,49 @@ template <int TA, int TB> __device__ __forceinline__ void wgmma(float (&d)[128],
           "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
         : "l"(da), "l"(db), "n"(TA), "n"(TB));
 }
+
+// The epilogue of one consumer warpgroup: its 64 x 256 block of accumulators goes out as OutT
+// (bf16 for C, float32 for a split-K slice) through `staging` and TMA stores to `map` at
+// (n0, m0, z). Each pass stages two chunks of 64 rows x 128 bytes in the 128-byte-swizzle layout
+// (16-byte unit u of row r sits at u ^ (r % 8), so a warp's writes spread over the banks) and hands
+// them to TMA; the stores drain while the warpgroup starts on its next tile.
+// Accumulator layout of m64n256: acc[4j + 2h + i] is row 16 warp + lane / 4 + 8h, column 8j + 2 (lane % 4) + i.
+template <typename OutT>
+__device__ __forceinline__ void store_tile(const float (&acc)[128], unsigned char* staging, const CUtensorMap* map,
+                                           int n0, int m0, int z, int tid, int barrier) {
+    constexpr int chunk_cols = 128 / sizeof(OutT), pass_cols = 2 * chunk_cols;
+    const int warp = tid / 32, lane = tid % 32;
+#pragma unroll
+    for (int pass = 0; pass < BN / pass_cols; pass++) {
+        if (tid == 0) bulk_wait_read();  // the previous stores have read the staging buffer
+        warpgroup_sync(barrier);
+#pragma unroll
+        for (int j = 0; j < pass_cols / 8; j++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = warp * 16 + lane / 4 + 8 * h, col = 8 * j + 2 * (lane % 4);  // col: inside the pass
+                const int byte = col % chunk_cols * int(sizeof(OutT));
+                unsigned char* at = staging + col / chunk_cols * kChunkBytes + row * 128 + ((byte / 16) ^ (row % 8)) * 16 + byte % 16;
+                const int k = 4 * (pass * pass_cols / 8 + j) + 2 * h;
+                if constexpr (sizeof(OutT) == 4) *reinterpret_cast<float2*>(at) = make_float2(acc[k], acc[k + 1]);
+                else *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(acc[k], acc[k + 1]);
+            }
+        fence_proxy_async();
+        warpgroup_sync(barrier);
+        if (tid == 0) {
+            for (int c = 0; c < 2; c++) tma_store(map, staging + c * kChunkBytes, n0 + pass * pass_cols + c * chunk_cols, m0, z);
+            bulk_commit();
+        }
+    }
+}
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 
 // TA: A is stored K x M (MN-major); TB: B is stored N x K (K-major). See the top of the file.
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads, 1)
     gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                      const __grid_constant__ CUtensorMap map_c, float* __restrict__ partial, int splits, GemmShape s) {
+                      const __grid_constant__ CUtensorMap map_c, const __grid_constant__ CUtensorMap map_partial,
+                      int splits, GemmShape s) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     extern __shared__ unsigned char smem_raw[];
     unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -228,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     // Consumer warpgroups: rows half * 64 .. + 63 of each tile.
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
-    const int half = threadIdx.x / 128 - 1, tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
+    const int half = threadIdx.x / 128 - 1, tid = threadIdx.x % 128, lane = tid % 32;
     unsigned char* staging = smem + kStages * kStageBytes + half * kOutBytes;
     for (int64_t t = blockIdx.x; t < items; t += gridDim.x) {
         int b, m0, n0, kt0, kt1;
@@ -264,46 +300,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             __syncwarp();
             if (lane == 0) mbar_arrive(&empty[held]);
         }
-        // Epilogue. Accumulator layout of m64n256: acc[4j + 2h + i] is row 16 warp + lane / 4 + 8h,
-        // column 8j + 2 (lane % 4) + i of this warpgroup's 64 x 256 block.
-        const int r = warp * 16 + lane / 4;
-        if (splits == 1) {
-            // bf16 through shared memory and TMA stores, 128 columns at a time: two 64 x 64 chunks in
-            // the 128-byte-swizzle layout (16-byte unit u of row r at unit u ^ (r % 8), so a warp's
-            // 8 rows x 16 bytes land in 32 different banks). The stores drain while the next tile runs.
-#pragma unroll
-            for (int pass = 0; pass < BN / 128; pass++) {
-                if (tid == 0) bulk_wait_read();  // the previous stores have read the staging buffer
-                warpgroup_sync(1 + half);
-#pragma unroll
-                for (int j = 0; j < 16; j++)
-#pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        const int row = r + 8 * h, unit = (j % 8) ^ (row % 8);
-                        const int jj = pass * 16 + j;
-                        *reinterpret_cast<__nv_bfloat162*>(staging + (j / 8) * kChunkBytes + row * kRowBytes + unit * 16 +
-                                                           (lane % 4) * 4) =
-                            __floats2bfloat162_rn(acc[4 * jj + 2 * h], acc[4 * jj + 2 * h + 1]);
-                    }
-                fence_proxy_async();
-                warpgroup_sync(1 + half);
-                if (tid == 0) {
-                    for (int c = 0; c < 2; c++)
-                        tma_store(&map_c, staging + c * kChunkBytes, n0 + pass * 128 + c * 64, m0 + half * 64, b);
-                    bulk_commit();
-                }
-            }
-        } else {  // float32 pairs straight into this split's slice of `partial`
-            float* part = partial + t / tiles * s.M * s.N;
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int64_t row = m0 + half * 64 + r + 8 * h, col = n0 + 8 * j + 2 * (lane % 4);
-                    if (row < s.M && col < s.N)
-                        *reinterpret_cast<float2*>(part + row * s.N + col) = make_float2(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
-                }
-        }
+        // Epilogue: bf16 into C, or float32 into this split's slice of the workspace.
+        if (splits == 1) store_tile<bf16>(acc, staging, &map_c, n0, m0 + half * 64, b, tid, 1 + half);
+        else store_tile<float>(acc, staging, &map_partial, n0, m0 + half * 64, int(t / tiles), tid, 1 + half);
     }
     if (tid == 0) bulk_wait();  // the last stores are done before the block's shared memory goes
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
@@ -342,15 +341,19 @@ EncodeTiled encoder() {
     return fn;
 }
 
-// The TMA description of one operand stored as (batch, outer, inner) bf16, inner contiguous, read
-// in boxes of 64 inner x box_outer elements, 128-byte swizzled. A shared operand (stride 0) is
-// described with a batch of 1 and read at batch 0.
-CUtensorMap tensor_map(uintptr_t ptr, int64_t inner, int64_t outer, int64_t batch, int64_t stride, int box_outer) {
+// The TMA description of a matrix stored as (batch, outer, inner) bf16 (or float32), inner
+// contiguous, moved in boxes of 128 bytes of inner x box_outer rows, 128-byte swizzled. A shared
+// operand (stride 0) is described with a batch of 1 and read at batch 0.
+CUtensorMap tensor_map(uintptr_t ptr, int64_t inner, int64_t outer, int64_t batch, int64_t stride, int box_outer,
+                       bool f32 = false) {
     CUtensorMap map;
+    const int64_t size = f32 ? 4 : 2;
     const cuuint64_t dims[3] = {cuuint64_t(inner), cuuint64_t(outer), cuuint64_t(stride ? batch : 1)};
-    const cuuint64_t strides[2] = {cuuint64_t(inner * 2), cuuint64_t(stride ? stride * 2 : (inner * outer * 2 + 15) / 16 * 16)};
-    const cuuint32_t box[3] = {64, cuuint32_t(box_outer), 1}, unit[3] = {1, 1, 1};
-    const CUresult r = encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, reinterpret_cast<void*>(ptr), dims, strides,
+    const cuuint64_t strides[2] = {cuuint64_t(inner * size),
+                                   cuuint64_t(stride ? stride * size : (inner * outer * size + 15) / 16 * 16)};
+    const cuuint32_t box[3] = {cuuint32_t(128 / size), cuuint32_t(box_outer), 1}, unit[3] = {1, 1, 1};
+    const CUresult r = encoder()(&map, f32 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3,
+                                 reinterpret_cast<void*>(ptr), dims, strides,
                                  box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) throw std::runtime_error("tinyllm._cuda: cuTensorMapEncodeTiled failed, error " + std::to_string(r));
@@ -392,10 +395,11 @@ void launch(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, int split
     const CUtensorMap map_b = TB ? tensor_map(b, s.K, s.N, s.batch, s.stride_b, BN)
                                  : tensor_map(b, s.N, s.K, s.batch, s.stride_b, 64);
     const CUtensorMap map_c = tensor_map(c, s.N, s.M, s.batch, s.stride_c, 64);
+    const CUtensorMap map_partial = splits > 1 ? tensor_map(uintptr_t(partial), s.N, s.M, splits, s.M * s.N, 64, true) : map_c;
     auto kernel = gemm_wgmma_kernel<TA, TB>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     const int64_t items = s.batch * ceil_div(s.M, BM) * ceil_div(s.N, BN) * splits;
-    kernel<<<unsigned(std::min<int64_t>(items, sms)), kThreads, kSmem, st>>>(map_a, map_b, map_c, partial, splits, s);
+    kernel<<<unsigned(std::min<int64_t>(items, sms)), kThreads, kSmem, st>>>(map_a, map_b, map_c, map_partial, splits, s);
     CUDA_CHECK_LAUNCH();
 }
 
