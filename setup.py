@@ -94,6 +94,9 @@ def cuda_extension():
         flags += ["-DTINYLLM_CUBLASLT", f"-I{inc}"]
         ext.extra_link_args += [f"-L{lib}", f"-l:{name}", f"-Wl,-rpath,{lib}"]
     ext.nvcc = (nvcc, flags, sorted(glob.glob("cuda/*.cu")))
+    # The objects nvcc makes join the link as extra objects, which setuptools does not check for
+    # changes: name the CUDA sources as dependencies, or an edited .cu is compiled but not linked.
+    ext.depends += sorted(glob.glob("cuda/*.cu") + glob.glob("cuda/*.cuh") + glob.glob("cuda/*.h"))
     return [ext]
 
 

@@ -79,10 +79,11 @@ def test_rmsnorm(dtype, shape):
 
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", ROWS + [(2, 50304), (5, 1000), (3, 1025), (6, 2048), (4, 4096), (2, 5000)])
+@pytest.mark.parametrize("shape", ROWS + [(4, 1), (5, 17), (5, 1000), (3, 1025), (6, 2048), (4, 4096), (2, 5000),
+                                   (2, 50304)])
 def test_softmax(log, dtype, shape):
-    # 1 .. 4096: one warp per row (a 1025-long row takes the scalar path, a block per row: odd
-    # lengths can't be read 16 bytes at a time); 5000 and 50304: a block per row.
+    # Rows of 1 .. 4096: one warp per row, except 1025 (odd lengths take the scalar path, which
+    # holds up to 1024 in registers, so a block per row); 5000 and 50304: a block per row.
     fwd, bwd = ("log_softmax_forward", "log_softmax_backward") if log else ("softmax_forward", "softmax_backward")
     x, dy = rand(shape, dtype, 3.0), rand(shape, dtype)
     y = getattr(cuda, fwd)(x)
