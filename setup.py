@@ -37,8 +37,9 @@ def compiler_accepts(compiler, flag):
 
 
 # ---- CUDA: tinyllm._cuda ---------------------------------------------------------------------
-# nvcc compiles each cuda/*.cu to an object (in parallel), for sm_80 and sm_90 plus sm_90 PTX
-# (TINYLLM_CUDA_ARCHS="90" builds one target, for a quicker development build); the host compiler
+# nvcc compiles each cuda/*.cu to an object (in parallel), for sm_80, sm_90 and sm_90a (Hopper's
+# arch-specific target, which the wgmma GEMM needs) plus sm_90 PTX (TINYLLM_CUDA_ARCHS="90" builds
+# sm_90 and sm_90a only, for a quicker development build); the host compiler
 # compiles cuda/module.cpp and links everything with the static CUDA runtime and, where found,
 # cuBLASLt. TINYLLM_NO_CUDA=1 skips the whole block.
 
@@ -78,6 +79,8 @@ def cuda_extension():
     archs = os.environ.get("TINYLLM_CUDA_ARCHS", "80;90").split(";")
     flags = ["-O3", "-std=c++17", "--expt-relaxed-constexpr", "-Xcompiler", "-fPIC", "-Icuda", f"-I{root}/include"]
     flags += [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+    if "90" in archs:  # Hopper's own instructions (wgmma, setmaxnreg) for matmul_wgmma.cu
+        flags += ["-gencode=arch=compute_90a,code=sm_90a"]
     flags += [f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}"]
     ext = Pybind11Extension(
         "tinyllm._cuda", ["cuda/module.cpp"], include_dirs=["cuda", f"{root}/include"], cxx_std=17,
@@ -91,6 +94,9 @@ def cuda_extension():
         flags += ["-DTINYLLM_CUBLASLT", f"-I{inc}"]
         ext.extra_link_args += [f"-L{lib}", f"-l:{name}", f"-Wl,-rpath,{lib}"]
     ext.nvcc = (nvcc, flags, sorted(glob.glob("cuda/*.cu")))
+    # The objects nvcc makes join the link as extra objects, which setuptools does not check for
+    # changes: name the CUDA sources as dependencies, or an edited .cu is compiled but not linked.
+    ext.depends += sorted(glob.glob("cuda/*.cu") + glob.glob("cuda/*.cuh") + glob.glob("cuda/*.h"))
     return [ext]
 
 

@@ -98,6 +98,15 @@ def row_softmax_forward(reps, dtype="bf16"):
                reps, gbytes=x.nbytes * 2 / 1e9)
 
 
+def row_softmax_backward(reps, dtype="bf16"):
+    nd, td = _pair(dtype)
+    x, dy = rand((N * 4, T), nd), rand((N * 4, T), nd)
+    y = cuda.softmax_forward(x)
+    ty, tdy = t(y), t(dy)
+    return row(f"softmax bwd {dtype} {N * 4}x{T}", lambda: cuda.softmax_backward(dy, y),
+               lambda: torch._softmax_backward_data(tdy, ty, -1, td), reps, gbytes=x.nbytes * 3 / 1e9)
+
+
 def row_cross_entropy(reps, dtype="bf16"):
     nd, _ = _pair(dtype)
     logits = rand((N, V), nd, 2.0)
@@ -155,16 +164,26 @@ def row_adamw(reps, n=124_475_904):
     return row(f"adamw fp32 {n / 1e6:.1f}M params, one tensor", ours, opt.step, reps, gbytes=n * 4 * 7 / 1e9)
 
 
-def row_matmul(reps, shape=(N, 2304, C), impl="ours"):
-    M, Nn, K = shape
-    x, w = rand((M, K), BF16), rand((Nn, K), BF16)
-    tx, tw = t(x), t(w)
+# The GEMMs of a GPT-2 124M Linear layer (out, in) over M = B * T tokens, as (M, N, K, trans_a, trans_b):
+# forward y = x @ w^T, input gradient dx = dy @ w, weight gradient dw = dy^T @ x.
+LINEARS = {"qkv": (3 * C, C), "proj": (C, C), "fc": (4 * C, C), "fc-proj": (C, 4 * C), "lm-head": (V, C)}
+PASSES = {"fwd": lambda o, i: (N, o, i, False, True), "dx": lambda o, i: (N, i, o, False, False),
+          "dw": lambda o, i: (o, i, N, True, False)}
+
+
+def row_matmul(reps, layer="qkv", pas="fwd", impl="ours"):
+    M, Nn, K, ta, tb = PASSES[pas](*LINEARS[layer])
+    a = rand((K, M) if ta else (M, K), BF16)
+    b = rand((Nn, K) if tb else (K, Nn), BF16)
+    ta_, tb_ = t(a), t(b)
+
+    def theirs():
+        return (ta_.T if ta else ta_) @ (tb_.T if tb else tb_)
+
     cuda.GEMM = impl
-
-    def ours():
-        cuda.matmul(x, w, False, True)
-
-    r = row(f"matmul {impl} bf16 {M}x{Nn}x{K} (x @ w^T)", ours, lambda: tx @ tw.T, reps, tflop=2 * M * Nn * K / 1e12)
+    kernel = ("wgmma" if cuda._cuda.matmul_wgmma_available() else "mma.sync") if impl == "ours" else "cublasLt"
+    r = row(f"matmul {layer} {pas} {kernel} {M}x{Nn}x{K}", lambda: cuda.matmul(a, b, ta, tb), theirs, reps,
+            tflop=2 * M * Nn * K / 1e12)
     cuda.GEMM = "cublaslt"
     return r
 
@@ -199,12 +218,13 @@ def row_attention(reps):
 ROWS = {
     "layernorm": [lambda r: row_layernorm_forward(r, "fp32"), row_layernorm_forward,
                   lambda r: row_layernorm_backward(r, "fp32"), row_layernorm_backward],
-    "softmax": [lambda r: row_softmax_forward(r, "fp32"), row_softmax_forward],
+    "softmax": [lambda r: row_softmax_forward(r, "fp32"), row_softmax_forward,
+                lambda r: row_softmax_backward(r, "fp32"), row_softmax_backward],
     "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],
     "gelu": [row_gelu],
     "embedding": [row_embedding_backward],
     "adamw": [row_adamw],
-    "matmul": [lambda r, s=s, i=i: row_matmul(r, s, i) for s in [(N, 3 * C, C), (N, 4 * C, C), (N, C, 4 * C), (N, V, C)]
+    "matmul": [lambda r, layer=layer, p=p, i=i: row_matmul(r, layer, p, i) for layer in LINEARS for p in PASSES
                for i in ("ours", "cublaslt")],
     "attention": [row_attention_forward, row_attention],
 }

@@ -56,8 +56,16 @@ struct GemmShape {
     bool trans_a, trans_b;
     int64_t stride_a, stride_b, stride_c;
 };
-void matmul(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t stream);
+// workspace (16-byte aligned, may be 0 bytes): float32 scratch for the Hopper kernel's split-K.
+void matmul(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
+            int64_t workspace_bytes, uintptr_t stream);
 bool matmul_supported(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt);
+// matmul_wgmma.cu: whether the current device and the build can run the Hopper kernel (the first
+// call per device synchronises), and the kernel behind matmul() (bf16, matmul_supported shapes);
+// false, having done nothing, where the device, the build or C's alignment rules it out.
+bool matmul_wgmma_available();
+bool matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
+                  int64_t workspace_bytes, uintptr_t stream);
 bool have_cublaslt();
 void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
                      int64_t workspace_bytes, uintptr_t stream);

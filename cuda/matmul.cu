@@ -14,7 +14,10 @@
 //   different banks.
 // Edges: out-of-range 16-byte chunks are zero-filled by cp.async and out-of-range C is not
 // written, so any M, N, K works provided each operand's contiguous dimension is a multiple of 8
-// and every buffer is 16-byte aligned (matmul_supported). Hopper's wgmma would be the next step.
+// and every buffer is 16-byte aligned (matmul_supported). On Hopper, matmul() runs the wgmma
+// kernel of matmul_wgmma.cu instead; this one serves other GPUs.
+#include <cstdlib>
+
 #include "mma.cuh"
 
 namespace tinyllm::cuda {
@@ -133,10 +136,14 @@ bool matmul_supported(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s,
            s.N % 2 == 0 && s.stride_a % 8 == 0 && s.stride_b % 8 == 0 && s.stride_c % 2 == 0 && s.batch <= 65535;
 }
 
-void matmul(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t stream) {
+void matmul(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
+            int64_t workspace_bytes, uintptr_t stream) {
     if (!matmul_supported(a, b, c, s, dt))
         throw std::invalid_argument("tinyllm._cuda.matmul: needs bf16, 16-byte aligned operands, contiguous dims % 8");
     if (s.batch == 0 || s.M == 0 || s.N == 0) return;
+    // The Hopper kernel where it runs, unless TINYLLM_CUDA_MMA_SYNC=1 asks for this one (tests, benchmarks).
+    const char* force = std::getenv("TINYLLM_CUDA_MMA_SYNC");
+    if (!(force && std::string(force) == "1") && matmul_wgmma(a, b, c, s, workspace, workspace_bytes, stream)) return;
     const cudaStream_t st = as_stream(stream);
     if (s.trans_a) (s.trans_b ? launch<true, true> : launch<true, false>)(a, b, c, s, st);
     else (s.trans_b ? launch<false, true> : launch<false, false>)(a, b, c, s, st);

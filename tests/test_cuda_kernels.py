@@ -79,8 +79,11 @@ def test_rmsnorm(dtype, shape):
 
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", ROWS + [(2, 50304)])
+@pytest.mark.parametrize("shape", ROWS + [(4, 1), (5, 17), (5, 1000), (3, 1025), (6, 2048), (4, 4096), (2, 5000),
+                                   (2, 50304)])
 def test_softmax(log, dtype, shape):
+    # Rows of 1 .. 4096: one warp per row, except 1025 (odd lengths take the scalar path, which
+    # holds up to 1024 in registers, so a block per row); 5000 and 50304: a block per row.
     fwd, bwd = ("log_softmax_forward", "log_softmax_backward") if log else ("softmax_forward", "softmax_backward")
     x, dy = rand(shape, dtype, 3.0), rand(shape, dtype)
     y = getattr(cuda, fwd)(x)
@@ -141,6 +144,12 @@ def test_adamw(grad_dtype, n):
         close(o, r, 2e-6)
 
 
+def test_hopper_gets_the_wgmma_gemm():
+    if cupy.cuda.Device().compute_capability != "90":
+        pytest.skip("the wgmma GEMM is for compute capability 9.0 (H100, H200)")
+    assert cuda._cuda.matmul_wgmma_available(), "built without sm_90a, or the driver loaded the sm_90 cubin"
+
+
 GEMMS = [  # (a shape, b shape, trans_a, trans_b)
     ((17, 33), (33, 9), False, False),
     ((64, 136), (200, 136), False, True),
@@ -149,15 +158,24 @@ GEMMS = [  # (a shape, b shape, trans_a, trans_b)
     ((2, 3, 129, 64), (64, 72), False, False),
     ((5, 72, 48), (5, 200, 48), False, True),
     ((3, 1, 64, 40), (4, 64, 56), True, False),
+    # More tiles than SMs (the persistent loop), ragged M, N and K, in the three layouts of a Linear
+    # layer's forward (x @ w^T), input gradient (dy @ w) and weight gradient (dy^T @ x).
+    ((2056, 200), (2312, 200), False, True),
+    ((2056, 200), (200, 2312), False, False),
+    ((200, 2056), (200, 2312), True, False),
+    ((4096, 136), (4096, 264), True, False),  # few tiles, long K: split-K on the Hopper kernel
+    ((64, 136), (202, 136), False, True),  # C rows of 404 bytes, which TMA can't store: mma.sync serves
 ]
 
 
-@pytest.mark.parametrize("gemm", ["cublaslt", "ours"])
+@pytest.mark.parametrize("gemm", ["cublaslt", "ours", "ours-mma.sync"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", range(len(GEMMS)))
 def test_matmul(monkeypatch, gemm, dtype, case):
+    # "ours" is the wgmma kernel on an H100/H200 build with sm_90a, the mma.sync kernel elsewhere.
     sa, sb, ta, tb = GEMMS[case]
-    monkeypatch.setattr(cuda, "GEMM", gemm)
+    monkeypatch.setattr(cuda, "GEMM", gemm.split("-")[0])
+    monkeypatch.setenv("TINYLLM_CUDA_MMA_SYNC", "1" if gemm == "ours-mma.sync" else "0")
     a, b = rand(sa, dtype), rand(sb, dtype)
     close(cuda.matmul(a, b, ta, tb), reference.matmul(f64(a), f64(b), ta, tb), TOL[np.dtype(dtype)])
 

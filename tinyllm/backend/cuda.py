@@ -94,7 +94,7 @@ def _ptr(x):
 
 
 def _workspace():
-    """cuBLASLt's scratch space, one per device, from CuPy's pool."""
+    """The GEMMs' scratch space (cuBLASLt's, and our split-K's), one per device, from CuPy's pool."""
     dev = cupy.cuda.Device().id
     if dev not in _workspace.buffers:
         _workspace.buffers[dev] = cupy.empty(_WORKSPACE_BYTES, np.uint8)
@@ -131,10 +131,10 @@ def matmul(a, b, trans_a=False, trans_b=False):
         batch, rows, shape = int(np.prod(lead)), M, (*lead, M, N)
     c = _empty(shape, a.dtype)
     args = (a3.data.ptr, b3.data.ptr, c.data.ptr, batch, rows, N, K, trans_a, trans_b, sa, sb, rows * N, code)
+    ws = _workspace()
     if GEMM == "ours" and _cuda.matmul_supported(*args):
-        _cuda.matmul(*args, _stream())
+        _cuda.matmul(*args, ws.data.ptr, ws.nbytes, _stream())
     elif _cuda.have_cublaslt():
-        ws = _workspace()
         _cuda.matmul_cublaslt(*args, ws.data.ptr, ws.nbytes, _stream())
     else:
         return _fallback.matmul(a, b, trans_a, trans_b)
