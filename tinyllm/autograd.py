@@ -114,7 +114,7 @@ class Function:
         arrays = [_upcast(a.data) if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *arrays, **kwargs)
         if out_dtype is not None and cls.rounds_to_storage_dtype and dtypes.is_floating(out.dtype):
-            out = out.astype(out_dtype)
+            out = out.astype(out_dtype, copy=False)  # no copy when the op already returned that dtype
         requires_grad = is_grad_enabled() and any(needs) and dtypes.is_floating(out.dtype)
         result = Tensor._wrap(out, requires_grad=requires_grad)
         if requires_grad:
