@@ -155,6 +155,46 @@ def row_adamw(reps, n=124_475_904):
     return row(f"adamw fp32 {n / 1e6:.1f}M params, one tensor", ours, opt.step, reps, gbytes=n * 4 * 7 / 1e9)
 
 
+def row_sum_rows(reps, cols=4 * C, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    dy = rand((N, cols), nd)
+    tdy = t(dy)
+    return row(f"sum_rows (bias grad) {dtype} {N}x{cols}", lambda: cuda.sum_rows(dy), lambda: tdy.sum(0), reps,
+               gbytes=dy.nbytes / 1e9)
+
+
+def _gpt2_shapes():
+    """The 148 parameter shapes of GPT-2 124M (vocab 50304, tied head), in model order."""
+    block = [(C,), (C,), (3 * C, C), (3 * C,), (C, C), (C,), (C,), (C,), (4 * C, C), (4 * C,), (C, 4 * C), (C,)]
+    return [(V, C), (T, C)] + block * 12 + [(C,), (C,)]
+
+
+def row_step_tail(reps):
+    """The end of a step over GPT-2 124M's 148 parameters: the global grad norm, clipping to 1.0, and
+    AdamW; ours are three multi-tensor launches, PyTorch's clip_grad_norm_ (foreach) and fused AdamW."""
+    shapes = _gpt2_shapes()
+    params, grads = [rand(s) for s in shapes], [rand(s, scale=1e-3) for s in shapes]
+    ms, vs = [cupy.zeros(s, np.float32) for s in shapes], [cupy.zeros(s, np.float32) for s in shapes]
+    tps = [t(p.copy()).requires_grad_() for p in params]
+    for tp, g in zip(tps, grads):
+        tp.grad = t(g.copy())
+    opt = torch.optim.AdamW(tps, lr=1e-4, weight_decay=0.1, fused=True)
+    step = [0]
+
+    def ours():
+        step[0] += 1
+        cuda.clip_grads_(grads, cuda.grad_norm(grads), 1.0)
+        cuda.adamw_update_multi(params, grads, ms, vs, 1e-4, 0.9, 0.999, 1e-8, 0.1, step[0])
+
+    def theirs():
+        torch.nn.utils.clip_grad_norm_(tps, 1.0)
+        opt.step()
+
+    n = sum(p.size for p in params)
+    return row(f"grad norm + clip + adamw, GPT-2's {len(shapes)} tensors ({n / 1e6:.1f}M)", ours, theirs, reps,
+               gbytes=n * 4 * (1 + 2 + 7) / 1e9)
+
+
 def row_matmul(reps, shape=(N, 2304, C), impl="ours"):
     M, Nn, K = shape
     x, w = rand((M, K), BF16), rand((Nn, K), BF16)
@@ -203,7 +243,8 @@ ROWS = {
     "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],
     "gelu": [row_gelu],
     "embedding": [row_embedding_backward],
-    "adamw": [row_adamw],
+    "adamw": [row_adamw, row_step_tail],
+    "sum_rows": [row_sum_rows, lambda r: row_sum_rows(r, 3 * C, "fp32")],
     "matmul": [lambda r, s=s, i=i: row_matmul(r, s, i) for s in [(N, 3 * C, C), (N, 4 * C, C), (N, C, 4 * C), (N, V, C)]
                for i in ("ours", "cublaslt")],
     "attention": [row_attention_forward, row_attention],

@@ -6,6 +6,7 @@
 // function checks its launches and throws std::runtime_error on a CUDA error.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace tinyllm::cuda {
 
@@ -44,10 +45,35 @@ void silu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, DType dt,
 void embedding_backward(uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, DType dt,
                         uintptr_t stream);
 
-// adamw.cu: param, exp_avg, exp_avg_sq float32 (updated in place); grad T.
+// sort.cu: keys_out = keys_in (n int64) sorted ascending; scratch of sort_int64_scratch_bytes(n) bytes.
+int64_t sort_int64_scratch_bytes(int64_t n);
+void sort_int64(uintptr_t keys_in, uintptr_t keys_out, int64_t n, uintptr_t scratch, int64_t scratch_bytes,
+                uintptr_t stream);
+
+// multi_tensor.cu, one tensor: param, exp_avg, exp_avg_sq float32 (updated in place); grad T.
 void adamw_update(uintptr_t param, uintptr_t grad, uintptr_t exp_avg, uintptr_t exp_avg_sq, int64_t n, double lr,
                   double beta1, double beta2, double eps, double weight_decay, int64_t step, DType grad_dt,
                   uintptr_t stream);
+
+// multi_tensor.cu: lists of tensors (pointers and sizes) in one launch each. grads are T; params,
+// exp_avgs, exp_avg_sqs float32; norm a float32 scalar; scratch grad_norm_scratch_floats(sizes) floats.
+// clip_grads multiplies every gradient by min(1, max_norm / (*norm + 1e-6)). step_ptr, when not 0,
+// points at a float32 step count on the device that replaces step (for a captured step).
+int64_t grad_norm_scratch_floats(const std::vector<int64_t>& sizes);
+void grad_norm(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t scratch, uintptr_t norm,
+               DType dt, uintptr_t stream);
+void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t norm, float max_norm,
+                DType dt, uintptr_t stream);
+void adamw_update_multi(const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
+                        const std::vector<uintptr_t>& exp_avgs, const std::vector<uintptr_t>& exp_avg_sqs,
+                        const std::vector<int64_t>& sizes, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, double step, uintptr_t step_ptr, DType grad_dt, uintptr_t stream);
+
+// bias.cu: add_bias: y[n, c] += b[c], in place; sum_rows: out[c] = sum over rows of x (N, C); y, b, x,
+// out T; scratch sum_rows_scratch_floats(N, C) floats.
+void add_bias(uintptr_t y, uintptr_t b, int64_t N, int C, DType dt, uintptr_t stream);
+int64_t sum_rows_scratch_floats(int64_t N, int C);
+void sum_rows(uintptr_t x, uintptr_t out, uintptr_t scratch, int64_t N, int C, DType dt, uintptr_t stream);
 
 // matmul.cu and matmul_cublaslt.cu: row-major C[b] = op(A[b]) @ op(B[b]) for b < batch, all T,
 // op(A) is M x K, op(B) is K x N; stride_* is the distance between batch entries (0: shared).

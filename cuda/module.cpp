@@ -5,6 +5,7 @@
 // the stream (`cupy.cuda.get_current_stream().ptr`). tinyllm/backend/cuda.py checks shapes and
 // dtypes and allocates the outputs; a CUDA error raises RuntimeError.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "kernels.h"
 
@@ -68,9 +69,31 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("embedding_backward", [](uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, int dt,
                                    uintptr_t stream) { embedding_backward(dy, keys, dw, N, D, rows, dtype(dt), stream); });
 
+    m.def("sort_int64_scratch_bytes", &sort_int64_scratch_bytes);
+    m.def("sort_int64", &sort_int64);
+
     m.def("adamw_update", [](uintptr_t p, uintptr_t g, uintptr_t m1, uintptr_t m2, int64_t n, double lr, double b1,
                              double b2, double eps, double wd, int64_t step, int grad_dt, uintptr_t stream) {
         adamw_update(p, g, m1, m2, n, lr, b1, b2, eps, wd, step, dtype(grad_dt), stream);
+    });
+
+    m.def("grad_norm_scratch_floats", &grad_norm_scratch_floats);
+    m.def("grad_norm", [](const std::vector<uintptr_t>& g, const std::vector<int64_t>& sizes, uintptr_t scratch,
+                          uintptr_t norm, int dt, uintptr_t stream) { grad_norm(g, sizes, scratch, norm, dtype(dt), stream); });
+    m.def("clip_grads", [](const std::vector<uintptr_t>& g, const std::vector<int64_t>& sizes, uintptr_t norm,
+                           float max_norm, int dt, uintptr_t stream) { clip_grads(g, sizes, norm, max_norm, dtype(dt), stream); });
+    m.def("adamw_update_multi", [](const std::vector<uintptr_t>& p, const std::vector<uintptr_t>& g,
+                                   const std::vector<uintptr_t>& m1, const std::vector<uintptr_t>& m2,
+                                   const std::vector<int64_t>& sizes, double lr, double b1, double b2, double eps,
+                                   double wd, double step, uintptr_t step_ptr, int grad_dt, uintptr_t stream) {
+        adamw_update_multi(p, g, m1, m2, sizes, lr, b1, b2, eps, wd, step, step_ptr, dtype(grad_dt), stream);
+    });
+    m.def("add_bias", [](uintptr_t y, uintptr_t b, int64_t N, int C, int dt, uintptr_t stream) {
+        add_bias(y, b, N, C, dtype(dt), stream);
+    });
+    m.def("sum_rows_scratch_floats", &sum_rows_scratch_floats);
+    m.def("sum_rows", [](uintptr_t x, uintptr_t out, uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
+        sum_rows(x, out, scratch, N, C, dtype(dt), stream);
     });
 
     m.def("matmul_supported", [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t batch, int64_t M, int64_t N, int64_t K,

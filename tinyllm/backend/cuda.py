@@ -141,6 +141,27 @@ def matmul(a, b, trans_a=False, trans_b=False):
     return c
 
 
+def add_bias_(y, bias):
+    code = _code("add_bias", y, bias)
+    if code is None or not y.flags.c_contiguous or bias.shape != y.shape[-1:]:
+        y += bias  # CuPy, in place (the fallbacks' upcast would add to a copy)
+        return
+    b = _c(bias)
+    _cuda.add_bias(y.data.ptr, b.data.ptr, y.size // max(y.shape[-1], 1), y.shape[-1], code, _stream())
+
+
+def sum_rows(x):
+    code = _code("sum_rows", x)
+    if code is None or x.ndim != 2 or x.size == 0:
+        return _fallback.sum_rows(x)
+    x = _c(x)
+    N, C = x.shape
+    out = _empty((C,), x.dtype)
+    scratch = cupy.empty(_cuda.sum_rows_scratch_floats(N, C), F32)
+    _cuda.sum_rows(x.data.ptr, out.data.ptr, scratch.data.ptr, N, C, code, _stream())
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # softmax
 
@@ -339,7 +360,10 @@ def embedding_backward(dy, idx, num_embeddings):
     dy2 = _rows(dy)
     N, D = dy2.shape
     # Sorting idx * N + n groups equal indices in the order of n: the sums run in a fixed order.
-    keys = cupy.sort(_c(idx, np.int64).reshape(-1) * N + cupy.arange(N, dtype=np.int64))
+    # CUB's radix sort (cuda/sort.cu) rather than cupy.sort, whose Thrust call waits for the device.
+    unsorted = _c(idx, np.int64).reshape(-1) * N + cupy.arange(N, dtype=np.int64)
+    keys, scratch = cupy.empty_like(unsorted), cupy.empty(_cuda.sort_int64_scratch_bytes(N), np.uint8)
+    _cuda.sort_int64(unsorted.data.ptr, keys.data.ptr, N, scratch.data.ptr, scratch.nbytes, _stream())
     dw = cupy.zeros((num_embeddings, D), dy.dtype)
     _cuda.embedding_backward(dy2.data.ptr, keys.data.ptr, dw.data.ptr, N, D, num_embeddings, code, _stream())
     return dw
@@ -357,6 +381,59 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight
     g = _c(grad)
     _cuda.adamw_update(param.data.ptr, g.data.ptr, exp_avg.data.ptr, exp_avg_sq.data.ptr, param.size, float(lr),
                        float(beta1), float(beta2), float(eps), float(weight_decay), int(step), code, _stream())
+
+
+def _list(name, *lists):
+    """(dtype code, pointer lists, sizes) for a multi-tensor kernel, or None when it can't take them:
+    every tensor C-contiguous, the first list of one dtype (the rest float32)."""
+    code = _code(name, *lists[0])
+    rest_ok = all(a.dtype == F32 for lst in lists[1:] for a in lst)
+    if code is None or not rest_ok or not all(a.flags.c_contiguous for lst in lists for a in lst):
+        return None
+    return code, [[a.data.ptr for a in lst] for lst in lists], [a.size for a in lists[0]]
+
+
+def adamw_update_multi(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
+    """One launch for the whole list. step: a number, or a 0-d float32 device array (a captured step
+    reads its count from there at replay)."""
+    found = _list("adamw_update_multi", grads, params, exp_avgs, exp_avg_sqs)
+    on_device = isinstance(step, cupy.ndarray)
+    if found is None or any(p.shape != g.shape for p, g in zip(params, grads)) or (on_device and step.dtype != F32):
+        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):  # each on its own kernel or fallback
+            adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
+        return
+    code, (g, p, m, v), sizes = found
+    _cuda.adamw_update_multi(p, g, m, v, sizes, float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
+                             0.0 if on_device else float(step), step.data.ptr if on_device else 0, code, _stream())
+
+
+def grad_norm(grads):
+    found = _list("grad_norm", grads)
+    if found is None:
+        return _fallback.grad_norm(grads)
+    code, (ptrs,), sizes = found
+    scratch, norm = cupy.empty(_cuda.grad_norm_scratch_floats(sizes), F32), _empty((), F32)
+    _cuda.grad_norm(ptrs, sizes, scratch.data.ptr, norm.data.ptr, code, _stream())
+    return norm
+
+
+def clip_grads_(grads, total_norm, max_norm):
+    found = _list("clip_grads", grads)
+    if found is None or total_norm.dtype != F32:
+        return _fallback.clip_grads_(grads, total_norm, max_norm)
+    code, (ptrs,), sizes = found
+    _cuda.clip_grads(ptrs, sizes, total_norm.data.ptr, float(max_norm), code, _stream())
+
+
+CHECK_IDS = os.environ.get("TINYLLM_CUDA_CHECK_IDS") == "1"
+
+
+def check_ids(ids, high, what, ignore_index=None):
+    """Ids on the GPU are checked only when TINYLLM_CUDA_CHECK_IDS=1: reading the verdict makes the
+    host wait for the device, every step (PyTorch checks them inside its kernels instead, with a
+    device-side assert). Unchecked, an id out of range reads a wrapped-around row (CuPy's indexing)."""
+    if CHECK_IDS:
+        reference.check_ids(ids, high, what, ignore_index)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -448,7 +525,8 @@ _fallback = types.SimpleNamespace(
     **{name: _on_cupy(getattr(reference, name)) for name in (
         "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
         "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
-        "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward")},
+        "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "sum_rows",
+        "grad_norm", "clip_grads_")},
     gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,
     attention_forward=_attention_forward, attention_backward=_attention_backward,
     cross_entropy_backward=_cross_entropy_backward, embedding_backward=_embedding_backward,
