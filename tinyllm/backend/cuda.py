@@ -457,7 +457,8 @@ def _erf(x):
 
 
 # The reference functions below build NumPy arrays of their own (masks, scatter targets, frompyfunc),
-# so they are restated in CuPy.
+# so they are restated in CuPy. Their products go through this backend's matmul (cuBLASLt), not
+# cupy.matmul: CuPy's cuBLAS calls can't be captured in a CUDA graph.
 
 
 def _gelu_forward(x, approximate="none"):
@@ -475,7 +476,7 @@ def _gelu_backward(dy, x, approximate="none"):
 
 
 def _scores(q, k, causal, scale):
-    s = cupy.matmul(q, cupy.swapaxes(k, -1, -2)) * scale
+    s = matmul(q, k, trans_b=True) * scale
     if causal:
         T, S = q.shape[-2], k.shape[-2]
         s = cupy.where(cupy.arange(S)[None, :] > cupy.arange(T)[:, None] + (S - T), -cupy.inf, s)
@@ -486,16 +487,16 @@ def _attention_forward(q, k, v, causal, scale):
     s = _scores(_up(q), _up(k), causal, scale)
     m = s.max(axis=-1, keepdims=True)
     lse = m + cupy.log(cupy.exp(s - m).sum(axis=-1, keepdims=True))
-    return cupy.matmul(cupy.exp(s - lse), _up(v)).astype(q.dtype), lse[..., 0]
+    return matmul(cupy.exp(s - lse), _up(v)).astype(q.dtype), lse[..., 0]
 
 
 def _attention_backward(do, q, k, v, o, lse, causal, scale):
     do, q32, k32, v32, o = map(_up, (do, q, k, v, o))
     p = cupy.exp(_scores(q32, k32, causal, scale) - lse[..., None])
-    ds = p * (cupy.matmul(do, cupy.swapaxes(v32, -1, -2)) - (do * o).sum(axis=-1, keepdims=True))
-    dq = cupy.matmul(ds, k32) * scale
-    dk = cupy.matmul(cupy.swapaxes(ds, -1, -2), q32) * scale
-    dv = cupy.matmul(cupy.swapaxes(p, -1, -2), do)
+    ds = p * (matmul(do, v32, trans_b=True) - (do * o).sum(axis=-1, keepdims=True))
+    dq = matmul(ds, k32) * scale
+    dk = matmul(ds, q32, trans_a=True) * scale
+    dv = matmul(p, do, trans_a=True)
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
 
 
