@@ -163,6 +163,22 @@ def row_sum_rows(reps, cols=4 * C, dtype="bf16"):
                gbytes=dy.nbytes / 1e9)
 
 
+def row_cast(reps, shape=(N, 4 * C)):
+    x = rand(shape)
+    tx = t(x)
+    return row(f"cast fp32 -> bf16 {shape[0]}x{shape[1]}", lambda: cuda.cast(x, BF16), lambda: tx.to(torch.bfloat16), reps,
+               gbytes=x.size * 6 / 1e9)
+
+
+def row_rope(reps, shape=(B, H, T, 64)):
+    x, cos, sin = rand(shape, BF16), rand(shape[-2:-1] + (shape[-1] // 2,), BF16), rand(shape[-2:-1] + (shape[-1] // 2,), BF16)
+    tx, tc, ts = t(x), t(cos).repeat(1, 2), t(sin).repeat(1, 2)
+    half = shape[-1] // 2
+    theirs = lambda: tx * tc + torch.cat([-tx[..., half:], tx[..., :half]], -1) * ts  # eager PyTorch, as HF Llama
+    return row("rope fwd bf16 B16 H12 T1024 D64", lambda: cuda.rope_forward(x, cos, sin), theirs, reps,
+               gbytes=x.nbytes * 2 / 1e9)
+
+
 def _gpt2_shapes():
     """The 148 parameter shapes of GPT-2 124M (vocab 50304, tied head), in model order."""
     block = [(C,), (C,), (3 * C, C), (3 * C,), (C, C), (C,), (C,), (C,), (4 * C, C), (4 * C,), (C, 4 * C), (C,)]
@@ -245,6 +261,8 @@ ROWS = {
     "embedding": [row_embedding_backward],
     "adamw": [row_adamw, row_step_tail],
     "sum_rows": [row_sum_rows, lambda r: row_sum_rows(r, 3 * C, "fp32")],
+    "cast": [row_cast],
+    "rope": [row_rope],
     "matmul": [lambda r, s=s, i=i: row_matmul(r, s, i) for s in [(N, 3 * C, C), (N, 4 * C, C), (N, C, 4 * C), (N, V, C)]
                for i in ("ours", "cublaslt")],
     "attention": [row_attention_forward, row_attention],

@@ -40,6 +40,13 @@ void gelu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, bool tanh
 void silu_forward(uintptr_t x, uintptr_t y, int64_t n, DType dt, uintptr_t stream);
 void silu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, DType dt, uintptr_t stream);
 
+// cast.cu: y = x converted, n elements, x of dtype `from`, y of dtype `to`.
+void cast(uintptr_t x, uintptr_t y, int64_t n, DType from, DType to, uintptr_t stream);
+
+// rope.cu: x, y (rows, D), rows = (..., T) flattened; cos, sin (T, D/2); all T. backward rotates by -angle.
+void rope(uintptr_t x, uintptr_t cos, uintptr_t sin, uintptr_t y, int64_t rows, int T, int D, bool backward, DType dt,
+          uintptr_t stream);
+
 // embedding.cu: dy (N, D) and dw (rows, D) T, dw zeroed by the caller; keys int64, sorted ascending,
 // keys[i] = idx[n] * N + n (so equal indices sit together, in the order of n).
 void embedding_backward(uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, DType dt,

@@ -66,6 +66,12 @@ PYBIND11_MODULE(_cuda, m) {
         silu_backward(dy, x, dx, n, dtype(dt), stream);
     });
 
+    m.def("cast", [](uintptr_t x, uintptr_t y, int64_t n, int from, int to, uintptr_t stream) {
+        cast(x, y, n, dtype(from), dtype(to), stream);
+    });
+    m.def("rope", [](uintptr_t x, uintptr_t cos, uintptr_t sin, uintptr_t y, int64_t rows, int T, int D, bool backward,
+                     int dt, uintptr_t stream) { rope(x, cos, sin, y, rows, T, D, backward, dtype(dt), stream); });
+
     m.def("embedding_backward", [](uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, int dt,
                                    uintptr_t stream) { embedding_backward(dy, keys, dw, N, D, rows, dtype(dt), stream); });
 

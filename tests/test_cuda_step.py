@@ -1,4 +1,4 @@
-"""The training step on the GPU: the kernels of its end (bias gradient, global gradient norm, clipping,
+"""The training step on the GPU: its kernels (casts, linear bias, RoPE, global gradient norm, clipping,
 multi-tensor AdamW) against the reference and PyTorch, the whole GPT's logits and every gradient
 against PyTorch CUDA, and a step captured in a CUDA graph against the same step run eagerly.
 
@@ -49,6 +49,33 @@ def test_bias_forward_and_backward(dtype, shape):
     reference.add_bias_(ref, f64(b))
     close(y, ref, TOL[np.dtype(dtype)])
     close(y, (torch.from_dlpack(x) + torch.from_dlpack(b)).double().cpu().numpy(), TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 17), (127, 8), (5000, 768)])
+def test_cast_is_astype_bit_for_bit(shape):
+    """Both ways between float32 and bfloat16, rounding to nearest even as astype (ml_dtypes) does."""
+    x = rand(shape, np.float32, 100.0)
+    down = cuda.cast(x, dtypes.bfloat16)
+    assert down.dtype == dtypes.bfloat16
+    np.testing.assert_array_equal(cupy.asnumpy(down).view(np.uint16), cupy.asnumpy(x).astype(dtypes.bfloat16).view(np.uint16))
+    up = cuda.cast(down, np.float32)
+    np.testing.assert_array_equal(cupy.asnumpy(up), cupy.asnumpy(down).astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 2), (3, 17, 8), (2, 3, 17, 64), (1, 4, 33, 128)])
+def test_rope_forward_and_backward(dtype, shape):
+    """Against the reference and a rotate_half RoPE written in PyTorch (as Hugging Face's Llama)."""
+    T, D = shape[-2:]
+    x, cos, sin = rand(shape, dtype), rand((T, D // 2), dtype), rand((T, D // 2), dtype)
+    tol = TOL[np.dtype(dtype)]
+    tx, tc, ts = (torch.from_dlpack(a).double() for a in (x, cos, sin))
+    c2, s2 = torch.cat([tc, tc], -1), torch.cat([ts, ts], -1)
+    rotate_half = lambda t: torch.cat([-t[..., D // 2:], t[..., :D // 2]], -1)
+    close(cuda.rope_forward(x, cos, sin), reference.rope_forward(f64(x), f64(cos), f64(sin)), tol)
+    close(cuda.rope_forward(x, cos, sin), (tx * c2 + rotate_half(tx) * s2).cpu().numpy(), tol)
+    close(cuda.rope_backward(x, cos, sin), reference.rope_backward(f64(x), f64(cos), f64(sin)), tol)
+    assert "rope_forward" in cuda.native_kernels() and "rope_backward" in cuda.native_kernels()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -37,7 +37,8 @@ except ImportError as err:  # the build is optional: say so once, then run on Cu
     )
 
 # Contract names served by a differently named entry of tinyllm._cuda.
-_ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "softmax_backward"}
+_ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "softmax_backward",
+          "rope_forward": "rope", "rope_backward": "rope"}
 
 F32 = np.dtype(np.float32)
 _CODES = {F32: 0, dtypes.bfloat16: 1}  # the dtype codes of cuda/kernels.h
@@ -139,6 +140,15 @@ def matmul(a, b, trans_a=False, trans_b=False):
     else:
         return _fallback.matmul(a, b, trans_a, trans_b)
     return c
+
+
+def cast(x, dtype):
+    src, dst = _CODES.get(x.dtype), _CODES.get(np.dtype(dtype))
+    if _cuda is None or src is None or dst is None or src == dst or not x.flags.c_contiguous:
+        return x.astype(dtype, copy=True)
+    y = _empty(x.shape, dtype)
+    _cuda.cast(x.data.ptr, y.data.ptr, x.size, src, dst, _stream())
+    return y
 
 
 def add_bias_(y, bias):
@@ -310,15 +320,26 @@ def attention_backward(do, q, k, v, o, lse, causal, scale):  # no kernel yet
 
 
 # ----------------------------------------------------------------------------------------------
-# RoPE: no kernel yet
+# RoPE: (..., T, D) tensors, cos and sin (T, D/2)
+
+
+def _rope(name, x, cos, sin, backward):
+    code = _code("rope", x, cos, sin)
+    T, D = x.shape[-2:]
+    if code is None or cos.shape != (T, D // 2) or sin.shape != cos.shape or D % 2:
+        return getattr(_fallback, name)(x, cos, sin)
+    x, cos, sin = _c(x), _c(cos), _c(sin)
+    y = _empty(x.shape, x.dtype)
+    _cuda.rope(x.data.ptr, cos.data.ptr, sin.data.ptr, y.data.ptr, x.size // max(D, 1), T, D, backward, code, _stream())
+    return y
 
 
 def rope_forward(x, cos, sin):
-    return _fallback.rope_forward(x, cos, sin)
+    return _rope("rope_forward", x, cos, sin, False)
 
 
 def rope_backward(dy, cos, sin):
-    return _fallback.rope_backward(dy, cos, sin)
+    return _rope("rope_backward", dy, cos, sin, True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -43,6 +43,11 @@ def matmul(a, b, trans_a=False, trans_b=False):
     return np.matmul(a, b)
 
 
+def cast(x, dtype):
+    """x in another dtype, as a new array (autocast's copies of weights and activations)."""
+    return x.astype(dtype, copy=True)
+
+
 def add_bias_(y, bias):
     """y += bias over the last axis, in place: the bias of a linear layer (y = x W^T + b)."""
     y += bias
