@@ -225,31 +225,37 @@ def row_matmul(reps, shape=(N, 2304, C), impl="ours"):
     return r
 
 
-def row_attention_forward(reps):
-    q, k, v = (rand((B, H, T, 64), BF16) for _ in range(3))
+def _attention_inputs(D):
+    q, k, v, do = (rand((B, H, T, D), BF16) for _ in range(4))
+    return q, k, v, do, D ** -0.5
+
+
+# Causal attention FLOPs: the forward's two T x T x D products (S = QK^T, O = PV) over half the
+# scores, 2·B·H·T²·D; the backward's five (S recomputed, dV, dP, dQ, dK) are 2.5 times that, so
+# fwd+bwd counts 3.5 times the forward (FlashAttention's count, and GPU-FACTS.md's).
+def row_attention_forward(reps, D=64):
+    q, k, v, _, scale = _attention_inputs(D)
     tq, tk, tv = t(q), t(k), t(v)
-    flop = 4 * B * H * T * T * 64 / 2  # causal: half the scores; two GEMMs
-    return row("attention fwd bf16 causal B16 H12 T1024 D64", lambda: cuda.attention_forward(q, k, v, True, 0.125),
-               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), reps, tflop=flop / 1e12)
+    return row(f"attention fwd bf16 causal B16 H12 T1024 D{D}", lambda: cuda.attention_forward(q, k, v, True, scale),
+               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), reps,
+               tflop=2 * B * H * T * T * D / 1e12)
 
 
-def row_attention(reps):
-    q, k, v = (rand((B, H, T, 64), BF16) for _ in range(3))
-    do = rand((B, H, T, 64), BF16)
+def row_attention(reps, D=64):
+    q, k, v, do, scale = _attention_inputs(D)
     tq, tk, tv = (t(a).requires_grad_() for a in (q, k, v))
     tdo = t(do)
 
     def ours():
-        o, lse = cuda.attention_forward(q, k, v, True, 0.125)
-        cuda.attention_backward(do, q, k, v, o, lse, True, 0.125)
+        o, lse = cuda.attention_forward(q, k, v, True, scale)
+        cuda.attention_backward(do, q, k, v, o, lse, True, scale)
 
     def theirs():
         F.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdo)
 
-    flop = 4 * B * H * T * T * 64 / 2 * 3.5  # causal: half the scores; fwd 2 GEMMs + bwd 5
-    name = "attention fwd+bwd bf16 causal B16 H12 T1024 D64" + ("" if "attention_backward" in cuda.native_kernels()
-                                                                 else " (ours: bwd on CuPy)")
-    return row(name, ours, theirs, reps, tflop=flop / 1e12)
+    name = f"attention fwd+bwd bf16 causal B16 H12 T1024 D{D}" + (
+        "" if "attention_backward" in cuda.native_kernels() else " (ours: bwd on CuPy)")
+    return row(name, ours, theirs, reps, tflop=3.5 * 2 * B * H * T * T * D / 1e12)
 
 
 ROWS = {
@@ -265,7 +271,8 @@ ROWS = {
     "rope": [row_rope],
     "matmul": [lambda r, s=s, i=i: row_matmul(r, s, i) for s in [(N, 3 * C, C), (N, 4 * C, C), (N, C, 4 * C), (N, V, C)]
                for i in ("ours", "cublaslt")],
-    "attention": [row_attention_forward, row_attention],
+    "attention": [row_attention_forward, row_attention, lambda r: row_attention_forward(r, 128),
+                  lambda r: row_attention(r, 128)],
 }
 
 

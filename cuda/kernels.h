@@ -10,7 +10,7 @@
 
 namespace tinyllm::cuda {
 
-enum class DType : int { f32 = 0, bf16 = 1 };  // storage of the float buffers marked T below
+enum class DType : int { f32 = 0, bf16 = 1, f16 = 2 };  // storage of the float buffers marked T below
 
 // norm.cu: (N, C) rows; x, w, b, y, dy, dx, dw, db are T; mean, rstd, scratch float32. b may be 0.
 // scratch holds norm_backward_scratch_floats(N, C) floats (the per-block partial sums of dw, db).
@@ -95,8 +95,13 @@ bool have_cublaslt();
 void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
                      int64_t workspace_bytes, uintptr_t stream);
 
-// attention.cu: q (BH, T, D), k and v (BH, S, D), o (BH, T, D), all bf16, D 64 or 128; lse (BH, T) float32.
+// attention.cu: q, o, dout, dq (BH, T, D), k, v, dk, dv (BH, S, D), all T (float32, bfloat16 or float16),
+// D 64 or 128, scale > 0; lse (BH, T) float32. scratch holds attention_backward_scratch_floats(BH, T, D).
 void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
                        int D, bool causal, float scale, DType dt, uintptr_t stream);
+int64_t attention_backward_scratch_floats(int64_t BH, int T, int D);
+void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
+                        uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,
+                        float scale, DType dt, uintptr_t stream);
 
 }  // namespace tinyllm::cuda

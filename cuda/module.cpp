@@ -1,7 +1,7 @@
 // The pybind11 module tinyllm._cuda: thin bindings of the host entry points in kernels.h.
 //
 // Compiled by the host C++ compiler (only the .cu files go through nvcc). Arguments are plain
-// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16) and
+// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16, 2 float16: attention only) and
 // the stream (`cupy.cuda.get_current_stream().ptr`). tinyllm/backend/cuda.py checks shapes and
 // dtypes and allocates the outputs; a CUDA error raises RuntimeError.
 #include <pybind11/pybind11.h>
@@ -121,5 +121,11 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("attention_forward", [](uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T,
                                   int S, int D, bool causal, float scale, int dt, uintptr_t stream) {
         attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, dtype(dt), stream);
+    });
+    m.def("attention_backward_scratch_floats", &attention_backward_scratch_floats);
+    m.def("attention_backward", [](uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse,
+                                   uintptr_t dq, uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S,
+                                   int D, bool causal, float scale, int dt, uintptr_t stream) {
+        attention_backward(dout, q, k, v, o, lse, dq, dk, dv, scratch, BH, T, S, D, causal, scale, dtype(dt), stream);
     });
 }

@@ -300,14 +300,28 @@ def silu_backward(dy, x):
 
 
 # ----------------------------------------------------------------------------------------------
-# attention: (B, H, T, D) tensors
+# attention: (B, H, T, D) tensors. Our kernels (cuda/attention.cu on the tensor cores for bfloat16
+# and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0; anything
+# else (float64, other head dims, mixed dtypes) runs the CuPy fallback, which builds the T x S matrix.
+
+_ATTENTION_CODES = {**_CODES, dtypes.float16: 2}
+
+
+def _attention_code(name, scale, q, k, v, *more):
+    """The dtype code when our kernel `name` takes these tensors, else None."""
+    if _cuda is None or not hasattr(_cuda, name) or not scale > 0 or q.ndim != 4:
+        return None
+    if q.shape[-1] not in (64, 128) or k.shape[:2] != q.shape[:2] or k.shape[-1] != q.shape[-1] or k.shape != v.shape:
+        return None
+    kinds = {a.dtype for a in (q, k, v, *more)}
+    return _ATTENTION_CODES.get(kinds.pop()) if len(kinds) == 1 else None
 
 
 def attention_forward(q, k, v, causal, scale):
-    code = _code("attention_forward", q, k, v)
-    B, H, T, D = q.shape
-    if code != _CODES[dtypes.bfloat16] or D not in (64, 128) or k.shape[:2] != (B, H) or k.shape != v.shape:
+    code = _attention_code("attention_forward", scale, q, k, v)
+    if code is None:
         return _fallback.attention_forward(q, k, v, causal, scale)
+    B, H, T, D = q.shape
     q, k, v = _c(q), _c(k), _c(v)
     o, lse = _empty(q.shape, q.dtype), _empty((B, H, T))
     _cuda.attention_forward(q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, B * H, T, k.shape[2], D,
@@ -315,8 +329,18 @@ def attention_forward(q, k, v, causal, scale):
     return o, lse
 
 
-def attention_backward(do, q, k, v, o, lse, causal, scale):  # no kernel yet
-    return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale)
+def attention_backward(do, q, k, v, o, lse, causal, scale):
+    code = _attention_code("attention_backward", scale, q, k, v, do, o)
+    if code is None:
+        return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale)
+    B, H, T, D = q.shape
+    do, q, k, v, o, lse = _c(do), _c(q), _c(k), _c(v), _c(o), _c(lse, F32)
+    dq, dk, dv = _empty(q.shape, q.dtype), _empty(k.shape, k.dtype), _empty(v.shape, v.dtype)
+    scratch = cupy.empty(_cuda.attention_backward_scratch_floats(B * H, T, D), F32)
+    _cuda.attention_backward(do.data.ptr, q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, dq.data.ptr,
+                             dk.data.ptr, dv.data.ptr, scratch.data.ptr, B * H, T, k.shape[2], D, bool(causal),
+                             float(scale), code, _stream())
+    return dq, dk, dv
 
 
 # ----------------------------------------------------------------------------------------------
