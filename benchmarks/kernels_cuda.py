@@ -170,6 +170,13 @@ def row_cast(reps, shape=(N, 4 * C)):
                gbytes=x.size * 6 / 1e9)
 
 
+def row_transpose(reps, shape=(B, T, H, 64)):
+    x = rand(shape, BF16).transpose(0, 2, 1, 3)
+    tx = t(x)
+    return row("contiguous (B,T,H,D) -> (B,H,T,D) bf16 B16 T1024 H12 D64", lambda: cuda.contiguous(x), tx.contiguous,
+               reps, gbytes=x.nbytes * 2 / 1e9)
+
+
 def row_rope(reps, shape=(B, H, T, 64)):
     x, cos, sin = rand(shape, BF16), rand(shape[-2:-1] + (shape[-1] // 2,), BF16), rand(shape[-2:-1] + (shape[-1] // 2,), BF16)
     tx, tc, ts = t(x), t(cos).repeat(1, 2), t(sin).repeat(1, 2)
@@ -267,7 +274,7 @@ ROWS = {
     "embedding": [row_embedding_backward],
     "adamw": [row_adamw, row_step_tail],
     "sum_rows": [row_sum_rows, lambda r: row_sum_rows(r, 3 * C, "fp32")],
-    "cast": [row_cast],
+    "cast": [row_cast, row_transpose],
     "rope": [row_rope],
     "matmul": [lambda r, s=s, i=i: row_matmul(r, s, i) for s in [(N, 3 * C, C), (N, 4 * C, C), (N, C, 4 * C), (N, V, C)]
                for i in ("ours", "cublaslt")],

@@ -40,6 +40,10 @@ void gelu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, bool tanh
 void silu_forward(uintptr_t x, uintptr_t y, int64_t n, DType dt, uintptr_t stream);
 void silu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, DType dt, uintptr_t stream);
 
+// copy.cu: y (contiguous) = x read through strides (elements, may be negative or 0), 1 to 4 dims, T.
+void strided_copy(uintptr_t x, uintptr_t y, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                  DType dt, uintptr_t stream);
+
 // cast.cu: y = x converted, n elements, x of dtype `from`, y of dtype `to`.
 void cast(uintptr_t x, uintptr_t y, int64_t n, DType from, DType to, uintptr_t stream);
 

@@ -66,6 +66,10 @@ PYBIND11_MODULE(_cuda, m) {
         silu_backward(dy, x, dx, n, dtype(dt), stream);
     });
 
+    m.def("strided_copy", [](uintptr_t x, uintptr_t y, const std::vector<int64_t>& shape,
+                             const std::vector<int64_t>& strides, int dt, uintptr_t stream) {
+        strided_copy(x, y, shape, strides, dtype(dt), stream);
+    });
     m.def("cast", [](uintptr_t x, uintptr_t y, int64_t n, int from, int to, uintptr_t stream) {
         cast(x, y, n, dtype(from), dtype(to), stream);
     });

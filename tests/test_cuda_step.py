@@ -1,4 +1,4 @@
-"""The training step on the GPU: its kernels (casts, linear bias, RoPE, global gradient norm, clipping,
+"""The training step on the GPU: its kernels (strided copies, casts, linear bias, RoPE, global gradient norm, clipping,
 multi-tensor AdamW) against the reference and PyTorch, the whole GPT's logits and every gradient
 against PyTorch CUDA, and a step captured in a CUDA graph against the same step run eagerly.
 
@@ -49,6 +49,19 @@ def test_bias_forward_and_backward(dtype, shape):
     reference.add_bias_(ref, f64(b))
     close(y, ref, TOL[np.dtype(dtype)])
     close(y, (torch.from_dlpack(x) + torch.from_dlpack(b)).double().cpu().numpy(), TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("view", ["transpose12", "transpose_last", "slice", "reversed", "broadcast", "odd"])
+def test_contiguous_copies_strided_views_exactly(dtype, view):
+    x = rand((2, 24, 3, 64), dtype)
+    views = {"transpose12": lambda: x.transpose(0, 2, 1, 3), "transpose_last": lambda: x.transpose(0, 1, 3, 2),
+             "slice": lambda: x[:, 1:20:2, 1:], "reversed": lambda: x[::-1, :, :, ::-1],
+             "broadcast": lambda: cupy.broadcast_to(x[:1, :1], (4, 5, 3, 64)), "odd": lambda: rand((3, 5, 7), dtype)[:, :, 1:]}
+    v = views[view]()
+    out = cuda.contiguous(v)
+    assert out.flags.c_contiguous and out.shape == v.shape
+    np.testing.assert_array_equal(cupy.asnumpy(out).view(np.uint8), cupy.asnumpy(cupy.ascontiguousarray(v)).view(np.uint8))
 
 
 @pytest.mark.parametrize("shape", [(1,), (3, 17), (127, 8), (5000, 768)])

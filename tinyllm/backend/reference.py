@@ -43,6 +43,11 @@ def matmul(a, b, trans_a=False, trans_b=False):
     return np.matmul(a, b)
 
 
+def contiguous(x):
+    """x as a C-contiguous array: x itself if it is one, else a copy (of a transposed view, say)."""
+    return np.ascontiguousarray(x)
+
+
 def cast(x, dtype):
     """x in another dtype, as a new array (autocast's copies of weights and activations)."""
     return x.astype(dtype, copy=True)

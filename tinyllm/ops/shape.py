@@ -1,8 +1,15 @@
 """Ops that move, select or combine elements without arithmetic: their backward routes gradients back."""
 import numpy as np
 
+from .. import backend
 from ..autograd import Function, IndexedGrad, unbroadcast
 from ..backend.array import array_module, is_array
+
+
+def _reshape(x, shape):
+    """x with a new shape: a view of a contiguous x, else a contiguous copy by the backend's kernel
+    (transposed gradients of attention land here; CuPy's own copy of them is slow)."""
+    return (x if x.flags.c_contiguous else backend.for_array(x).contiguous(x)).reshape(shape)
 
 
 class Reshape(Function):
@@ -12,13 +19,13 @@ class Reshape(Function):
     def forward(ctx, x, shape):
         ctx.shape = x.shape
         try:
-            return x.reshape(shape)
+            return _reshape(x, shape)
         except ValueError:
             raise ValueError(f"can't reshape a tensor of shape {x.shape} ({x.size} elements) to {shape}") from None
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.shape)
+        return _reshape(grad, ctx.shape)
 
 
 class Permute(Function):
