@@ -164,6 +164,69 @@ def row_adamw(reps, n=124_475_904):
     return row(f"adamw fp32 {n / 1e6:.1f}M params, one tensor", ours, opt.step, reps, gbytes=n * 4 * 7 / 1e9)
 
 
+def row_sum_rows(reps, cols=4 * C, dtype="bf16"):
+    nd, _ = _pair(dtype)
+    dy = rand((N, cols), nd)
+    tdy = t(dy)
+    return row(f"sum_rows (bias grad) {dtype} {N}x{cols}", lambda: cuda.sum_rows(dy), lambda: tdy.sum(0), reps,
+               gbytes=dy.nbytes / 1e9)
+
+
+def row_cast(reps, shape=(N, 4 * C)):
+    x = rand(shape)
+    tx = t(x)
+    return row(f"cast fp32 -> bf16 {shape[0]}x{shape[1]}", lambda: cuda.cast(x, BF16), lambda: tx.to(torch.bfloat16), reps,
+               gbytes=x.size * 6 / 1e9)
+
+
+def row_transpose(reps, shape=(B, T, H, 64)):
+    x = rand(shape, BF16).transpose(0, 2, 1, 3)
+    tx = t(x)
+    return row("contiguous (B,T,H,D) -> (B,H,T,D) bf16 B16 T1024 H12 D64", lambda: cuda.contiguous(x), tx.contiguous,
+               reps, gbytes=x.nbytes * 2 / 1e9)
+
+
+def row_rope(reps, shape=(B, H, T, 64)):
+    x, cos, sin = rand(shape, BF16), rand(shape[-2:-1] + (shape[-1] // 2,), BF16), rand(shape[-2:-1] + (shape[-1] // 2,), BF16)
+    tx, tc, ts = t(x), t(cos).repeat(1, 2), t(sin).repeat(1, 2)
+    half = shape[-1] // 2
+    theirs = lambda: tx * tc + torch.cat([-tx[..., half:], tx[..., :half]], -1) * ts  # eager PyTorch, as HF Llama
+    return row("rope fwd bf16 B16 H12 T1024 D64", lambda: cuda.rope_forward(x, cos, sin), theirs, reps,
+               gbytes=x.nbytes * 2 / 1e9)
+
+
+def _gpt2_shapes():
+    """The 148 parameter shapes of GPT-2 124M (vocab 50304, tied head), in model order."""
+    block = [(C,), (C,), (3 * C, C), (3 * C,), (C, C), (C,), (C,), (C,), (4 * C, C), (4 * C,), (C, 4 * C), (C,)]
+    return [(V, C), (T, C)] + block * 12 + [(C,), (C,)]
+
+
+def row_step_tail(reps):
+    """The end of a step over GPT-2 124M's 148 parameters: the global grad norm, clipping to 1.0, and
+    AdamW; ours are three multi-tensor launches, PyTorch's clip_grad_norm_ (foreach) and fused AdamW."""
+    shapes = _gpt2_shapes()
+    params, grads = [rand(s) for s in shapes], [rand(s, scale=1e-3) for s in shapes]
+    ms, vs = [cupy.zeros(s, np.float32) for s in shapes], [cupy.zeros(s, np.float32) for s in shapes]
+    tps = [t(p.copy()).requires_grad_() for p in params]
+    for tp, g in zip(tps, grads):
+        tp.grad = t(g.copy())
+    opt = torch.optim.AdamW(tps, lr=1e-4, weight_decay=0.1, fused=True)
+    step = [0]
+
+    def ours():
+        step[0] += 1
+        cuda.clip_grads_(grads, cuda.grad_norm(grads), 1.0)
+        cuda.adamw_update_multi(params, grads, ms, vs, 1e-4, 0.9, 0.999, 1e-8, 0.1, step[0])
+
+    def theirs():
+        torch.nn.utils.clip_grad_norm_(tps, 1.0)
+        opt.step()
+
+    n = sum(p.size for p in params)
+    return row(f"grad norm + clip + adamw, GPT-2's {len(shapes)} tensors ({n / 1e6:.1f}M)", ours, theirs, reps,
+               gbytes=n * 4 * (1 + 2 + 7) / 1e9)
+
+
 # The GEMMs of a GPT-2 124M Linear layer (out, in) over M = B * T tokens, as (M, N, K, trans_a, trans_b):
 # forward y = x @ w^T, input gradient dx = dy @ w, weight gradient dw = dy^T @ x.
 LINEARS = {"qkv": (3 * C, C), "proj": (C, C), "fc": (4 * C, C), "fc-proj": (C, 4 * C), "lm-head": (V, C)}
@@ -188,31 +251,37 @@ def row_matmul(reps, layer="qkv", pas="fwd", impl="ours"):
     return r
 
 
-def row_attention_forward(reps):
-    q, k, v = (rand((B, H, T, 64), BF16) for _ in range(3))
+def _attention_inputs(D):
+    q, k, v, do = (rand((B, H, T, D), BF16) for _ in range(4))
+    return q, k, v, do, D ** -0.5
+
+
+# Causal attention FLOPs: the forward's two T x T x D products (S = QK^T, O = PV) over half the
+# scores, 2·B·H·T²·D; the backward's five (S recomputed, dV, dP, dQ, dK) are 2.5 times that, so
+# fwd+bwd counts 3.5 times the forward (FlashAttention's count, and GPU-FACTS.md's).
+def row_attention_forward(reps, D=64):
+    q, k, v, _, scale = _attention_inputs(D)
     tq, tk, tv = t(q), t(k), t(v)
-    flop = 4 * B * H * T * T * 64 / 2  # causal: half the scores; two GEMMs
-    return row("attention fwd bf16 causal B16 H12 T1024 D64", lambda: cuda.attention_forward(q, k, v, True, 0.125),
-               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), reps, tflop=flop / 1e12)
+    return row(f"attention fwd bf16 causal B16 H12 T1024 D{D}", lambda: cuda.attention_forward(q, k, v, True, scale),
+               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), reps,
+               tflop=2 * B * H * T * T * D / 1e12)
 
 
-def row_attention(reps):
-    q, k, v = (rand((B, H, T, 64), BF16) for _ in range(3))
-    do = rand((B, H, T, 64), BF16)
+def row_attention(reps, D=64):
+    q, k, v, do, scale = _attention_inputs(D)
     tq, tk, tv = (t(a).requires_grad_() for a in (q, k, v))
     tdo = t(do)
 
     def ours():
-        o, lse = cuda.attention_forward(q, k, v, True, 0.125)
-        cuda.attention_backward(do, q, k, v, o, lse, True, 0.125)
+        o, lse = cuda.attention_forward(q, k, v, True, scale)
+        cuda.attention_backward(do, q, k, v, o, lse, True, scale)
 
     def theirs():
         F.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdo)
 
-    flop = 4 * B * H * T * T * 64 / 2 * 3.5  # causal: half the scores; fwd 2 GEMMs + bwd 5
-    name = "attention fwd+bwd bf16 causal B16 H12 T1024 D64" + ("" if "attention_backward" in cuda.native_kernels()
-                                                                 else " (ours: bwd on CuPy)")
-    return row(name, ours, theirs, reps, tflop=flop / 1e12)
+    name = f"attention fwd+bwd bf16 causal B16 H12 T1024 D{D}" + (
+        "" if "attention_backward" in cuda.native_kernels() else " (ours: bwd on CuPy)")
+    return row(name, ours, theirs, reps, tflop=3.5 * 2 * B * H * T * T * D / 1e12)
 
 
 ROWS = {
@@ -223,10 +292,14 @@ ROWS = {
     "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],
     "gelu": [row_gelu],
     "embedding": [row_embedding_backward],
-    "adamw": [row_adamw],
+    "adamw": [row_adamw, row_step_tail],
+    "sum_rows": [row_sum_rows, lambda r: row_sum_rows(r, 3 * C, "fp32")],
+    "cast": [row_cast, row_transpose],
+    "rope": [row_rope],
     "matmul": [lambda r, layer=layer, p=p, i=i: row_matmul(r, layer, p, i) for layer in LINEARS for p in PASSES
                for i in ("ours", "cublaslt")],
-    "attention": [row_attention_forward, row_attention],
+    "attention": [row_attention_forward, row_attention, lambda r: row_attention_forward(r, 128),
+                  lambda r: row_attention(r, 128)],
 }
 
 

@@ -36,6 +36,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 import tinyllm  # noqa: E402
 import tinyllm.amp  # noqa: E402
+import tinyllm.cuda_graph  # noqa: E402
 from tinyllm.models import GPT, GPTConfig  # noqa: E402
 from torch_gpt import TorchGPT  # noqa: E402
 
@@ -45,14 +46,14 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
 def train_step(lib, model, optimizer, idx, targets, autocast):
-    """One step, written once for both libraries (tinyllm mirrors PyTorch's API)."""
+    """One step, written once for both libraries (tinyllm mirrors PyTorch's API); returns the loss Tensor."""
     optimizer.zero_grad(set_to_none=True)
     with autocast():
         _, loss = model(idx, targets)
     loss.backward()
     lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return loss.item()
+    return loss
 
 
 def synchronizer(device):
@@ -64,7 +65,7 @@ def synchronizer(device):
     return lambda: (cupy.cuda.Device().synchronize(), torch.cuda.synchronize())
 
 
-def bench(preset, device, low_precision, steps, warmup):
+def bench(preset, device, low_precision, steps, warmup, cuda_graph=False, torch_compile=False):
     batch_size, overrides = PRESETS[preset]
     config = GPTConfig.from_preset(preset, **overrides)
     ours = GPT(config)
@@ -72,7 +73,7 @@ def bench(preset, device, low_precision, steps, warmup):
     theirs.load_state_dict({k: torch.tensor(v.data) for k, v in ours.state_dict().items()})
     ours.to(device)
     theirs.to(device)
-    our_opt = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.95))
+    our_opt = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.95), capturable=cuda_graph)
     decay = [p for n, p in theirs.named_parameters() if p.dim() >= 2 and "wte" not in n and "wpe" not in n]
     no_decay = [p for n, p in theirs.named_parameters() if not (p.dim() >= 2 and "wte" not in n and "wpe" not in n)]
     their_opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -84,14 +85,19 @@ def bench(preset, device, low_precision, steps, warmup):
     their_autocast = lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=low_precision)
     mine = (tinyllm, ours, our_opt, tinyllm.tensor(idx, device=device), tinyllm.tensor(targets, device=device), our_autocast)
     peer = (torch, theirs, their_opt, torch.tensor(idx, device=device), torch.tensor(targets, device=device), their_autocast)
+    our_step, their_step = (lambda: train_step(*mine)), (lambda: train_step(*peer))
+    if cuda_graph:  # warm-up steps, then one capture; each call replays the whole step
+        our_step = tinyllm.cuda_graph.capture(our_step, optimizers=[our_opt])
+    if torch_compile:
+        peer = (torch, torch.compile(theirs), *peer[2:])
     sync = synchronizer(device)
     times = {"ours": [], "torch": []}
     losses = {"ours": [], "torch": []}
     for i in range(warmup + steps):
-        for name, args in (("ours", mine), ("torch", peer)):
+        for name, fn in (("ours", our_step), ("torch", their_step)):
             sync()
             start = time.perf_counter()
-            loss = train_step(*args)
+            loss = fn().item()
             sync()
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
@@ -99,6 +105,7 @@ def bench(preset, device, low_precision, steps, warmup):
     tokens = batch_size * config.block_size
     ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
     return {"preset": preset, "device": device, "dtype": "bfloat16 autocast" if low_precision else "float32",
+            "cuda_graph": cuda_graph, "peer": "torch.compile" if torch_compile else "torch eager",
             "batch_size": batch_size, "block_size": config.block_size, "n_layer": config.n_layer,
             "n_embd": config.n_embd, "n_head": config.n_head, "vocab_size": config.vocab_size,
             "parameters": ours.num_parameters(), "ours_ms": 1e3 * ours_s, "torch_ms": 1e3 * torch_s,
@@ -114,6 +121,8 @@ def main():
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="bfloat16: autocast (default on the GPU)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per library")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--cuda-graph", action="store_true", help="capture our whole step in a CUDA graph (tinyllm.cuda_graph)")
+    parser.add_argument("--torch-compile", action="store_true", help="the peer is torch.compile(model) instead of eager")
     parser.add_argument("--out", help="default: benchmarks/results/train.json, or train_cuda.json for the GPU")
     args = parser.parse_args()
     low_precision = (args.dtype or ("bfloat16" if args.device == "cuda" else "float32")) == "bfloat16"
@@ -127,10 +136,11 @@ def main():
         fallbacks = [name for name in cpu.CONTRACT if name not in cuda.native_kernels()]
         print(f"GPU: {torch.cuda.get_device_name()}; cupy {cuda.cupy.__version__}; GEMM {cuda.GEMM}; "
               f"kernels on the CuPy fallback: {', '.join(fallbacks) or 'none'}")
-    print(f"dtype: {'bfloat16 autocast' if low_precision else 'float32'}\n")
+    print(f"dtype: {'bfloat16 autocast' if low_precision else 'float32'}; ours {'captured in a CUDA graph' if args.cuda_graph else 'eager'}; "
+          f"peer: {'torch.compile' if args.torch_compile else 'torch eager'}\n")
     print(f"{'preset':<8} {'config':<26} {'ours ms':>9} {'torch ms':>9} {'ours tok/s':>11} {'torch tok/s':>12} {'ours/torch':>11}")
     for preset in args.preset or DEFAULT_PRESETS[args.device]:
-        row = bench(preset, args.device, low_precision, args.steps, args.warmup)
+        row = bench(preset, args.device, low_precision, args.steps, args.warmup, args.cuda_graph, args.torch_compile)
         rows.append(row)
         config = f"d{row['n_embd']} L{row['n_layer']} H{row['n_head']} T{row['block_size']} B{row['batch_size']}"
         print(f"{preset:<8} {config:<26} {row['ours_ms']:>9.1f} {row['torch_ms']:>9.1f} {row['ours_tokens_per_s']:>11,.0f} "

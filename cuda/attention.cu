@@ -1,150 +1,526 @@
-// Fused attention forward, FlashAttention-2 style, bf16 with float32 accumulation, head dim 64/128:
+// Fused attention, forward and backward, FlashAttention-2 style (Dao 2023), on the tensor cores for
+// bfloat16 and float16 storage with float32 accumulation, head dim 64 or 128:
 //
-//   o = softmax(q k^T * scale + mask) v,   lse = logsumexp of each row of masked scores
+//   forward:  o = softmax(q k^T * scale + mask) v,   lse = logsumexp of each row of masked scores
+//   backward: P = exp(q k^T * scale - lse),  dV = P^T dO,  dP = dO V^T,  dS = P * (dP - delta),
+//             dQ = dS K * scale,  dK = dS^T Q * scale,  where delta = rowsum(dO * O)
 //
 // causal: query i sees key j <= i + (S - T) (the contract's bottom-right convention, for a query
-// block at the end of a longer key sequence). No T x S matrix ever reaches device memory.
-// Parallelisation: one block of 4 warps per (64 queries, batch*head); each warp owns 16 query rows,
-// keeps its Q fragments in registers and walks the keys 64 at a time: K and V tiles go to shared
-// memory (cp.async), S = Q K^T on the tensor cores (mma.sync m16n8k16), then the online softmax in
-// registers (each thread holds 2 rows; the running max and sum are combined across the 4 threads of
-// a quad), whose probabilities are re-packed as bf16 A fragments for O += P V without touching
-// shared memory. Causal blocks stop at the last key their last query can see. The backward pass
-// still runs the CuPy fallback (tinyllm/backend/cuda.py).
+// block at the end of a longer key sequence). No T x S matrix ever reaches device memory: the
+// backward rebuilds P from q, k and the saved lse. float32 storage runs attention_fp32.cu.
+//
+// Forward (Algorithm 1): one block of 8 warps per (128 queries, batch*head); each warp owns 16 query
+// rows, keeps its Q fragments in registers and walks the keys 64 at a time. K and V tiles are double
+// buffered in shared memory: cp.async fetches tile t+1 while the warps compute on tile t. S = Q K^T
+// on the tensor cores (mma.sync m16n8k16), then the online softmax in registers in base 2 (scale *
+// log2(e) folded into one FMA before ex2; each thread holds 2 rows, whose running max and sum are
+// combined across the 4 threads of a quad); the probabilities are re-packed in registers as the A
+// operand of O += P V. Under the causal mask a block stops at the last key its last query sees,
+// masks only the tiles that cross the diagonal, a warp skips tiles its rows cannot see, and the
+// heaviest query blocks start first.
+//
+// Backward (Algorithm 2), three launches:
+//  1. preprocess: delta = rowsum(dO * O) and lse * log2(e), one pass over O and dO; dQ's float32
+//     accumulator is zeroed (a memset).
+//  2. one block of 8 warps per (128 keys, batch*head), each warp owning 16 keys. K and V stay in
+//     shared memory; the block walks the query tiles (32 or 64 queries, double buffered with
+//     cp.async, from the first tile that sees its keys under the causal mask; the heaviest key blocks
+//     start first) and, with the keys as rows,
+//     computes S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T, dS^T, dK += dS^T Q, all in
+//     registers. dS^T goes to shared memory, where the warps read it back transposed (ldmatrix
+//     .trans) for this tile's share of dQ = dS K, added to the float32 accumulator with vector
+//     atomics (float2 atomicAdd on sm_90, two float ones before).
+//  3. dQ = scale * accumulator, rounded to the storage type.
+// Tile sizes and blocks per multiprocessor are chosen by measurement (benchmarks/NOTES-cuda.md).
+#include <cuda_fp16.h>
+
+#include "attention.cuh"
 #include "mma.cuh"
 
 namespace tinyllm::cuda {
 namespace {
 
-constexpr int BM = 64, BN = 64, kThreads = 128, kPad = 8;
+using f16 = __half;
+constexpr int kPad = 8;  // shared-memory rows padded by 16 bytes: ldmatrix rows land in distinct banks
+constexpr int kWarps = 8, kThreads = 32 * kWarps;
+constexpr float kLog2e = 1.4426950408889634f;
 
-template <int D>
-__global__ void __launch_bounds__(kThreads) attention_forward_kernel(const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                                                     const bf16* __restrict__ v, bf16* __restrict__ o,
+// ---- the two half types: pack two floats, multiply on the tensor cores ---------------------------
+
+template <typename E> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<bf16>(float lo, float hi) { return pack_bf16(lo, hi); }
+template <> __device__ __forceinline__ uint32_t pack2<f16>(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+template <typename E> __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <> __device__ __forceinline__ void mma<bf16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    mma_bf16(c, a, b0, b1);
+}
+template <> __device__ __forceinline__ void mma<f16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// An R x D tile from rows row0.. of a (rows, D) matrix into shared memory (rows of D + kPad); rows
+// past the end are zero-filled. cp.async moves bytes, so both half types go through the bf16 copy.
+template <int R, int D, typename E> __device__ __forceinline__ void copy_tile(E* s, const E* g, int row0, int rows) {
+    load_tile<R, D, kThreads, kPad>(reinterpret_cast<bf16*>(s), reinterpret_cast<const bf16*>(g), D, row0, 0, rows, D);
+}
+
+// n floats from v[i0..] into shared memory, 4 bytes per cp.async; entries past `end` become 0.
+__device__ __forceinline__ void copy_floats(float* s, const float* v, int i0, int end, int n) {
+    for (int i = threadIdx.x; i < n; i += kThreads) {
+        const bool valid = i0 + i < end;
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(s + i)),
+                     "l"(valid ? v + i0 + i : v), "r"(valid ? 4 : 0));
+    }
+}
+
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// p[0..1] += {a, b}, atomically (two adjacent floats of dQ's accumulator).
+__device__ __forceinline__ void atomic_add2(float* p, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float2*>(p), make_float2(a, b));
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
+}
+
+// ---- warp-level products on a strip of 16 rows: the three shapes every kernel below is made of ------
+// (lane roles: j = lane / 8 names the 8 x 8 matrix whose row r = lane % 8 the lane addresses.)
+
+// A fragments (16 x K) of 16 rows of shared memory, K contiguous in each row of ld elements.
+template <int K, typename E> __device__ __forceinline__ void load_a(uint32_t (&a)[K / 16][4], const E* s, int ld) {
+    const int j = threadIdx.x % 32 / 8, r = threadIdx.x % 8;
+#pragma unroll
+    for (int kk = 0; kk < K / 16; kk++) ldmatrix_x4<false>(a[kk], s + ((j % 2) * 8 + r) * ld + kk * 16 + (j / 2) * 8);
+}
+
+// The A fragment of columns 16kk..16kk+15 of an A operand held either as fragments, or as float
+// accumulator tiles (16 x 8 each) rounded to E on the way: a C fragment and an A fragment hold the same
+// rows in the same threads, so two adjacent C tiles make one A fragment, without leaving registers.
+template <typename E, int K>
+__device__ __forceinline__ void a_frag(uint32_t (&f)[4], const uint32_t (&a)[K / 16][4], int kk) {
+    f[0] = a[kk][0], f[1] = a[kk][1], f[2] = a[kk][2], f[3] = a[kk][3];
+}
+template <typename E, int K> __device__ __forceinline__ void a_frag(uint32_t (&f)[4], const float (&c)[K / 8][4], int kk) {
+    f[0] = pack2<E>(c[2 * kk][0], c[2 * kk][1]), f[1] = pack2<E>(c[2 * kk][2], c[2 * kk][3]);
+    f[2] = pack2<E>(c[2 * kk + 1][0], c[2 * kk + 1][1]), f[3] = pack2<E>(c[2 * kk + 1][2], c[2 * kk + 1][3]);
+}
+
+// acc (16 x N) += A B^T, B = N rows of shared memory (K contiguous, as A's): Q K^T, K Q^T, V dO^T.
+template <typename E, int N, int K>
+__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const uint32_t (&a)[K / 16][4], const E* b, int ld) {
+    const int j = threadIdx.x % 32 / 8, r = threadIdx.x % 8;
+#pragma unroll
+    for (int kk = 0; kk < K / 16; kk++)
+#pragma unroll
+        for (int ni = 0; ni < N / 16; ni++) {
+            uint32_t f[4];  // rows of B are the columns of the "col" operand: no transpose
+            ldmatrix_x4<false>(f, b + (ni * 16 + (j / 2) * 8 + r) * ld + kk * 16 + (j % 2) * 8);
+            mma<E>(acc[2 * ni], a[kk], f[0], f[1]);
+            mma<E>(acc[2 * ni + 1], a[kk], f[2], f[3]);
+        }
+}
+
+// The same with A = 16 rows of shared memory (K contiguous, ld as B's).
+template <typename E, int N, int K>
+__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const E* a, const E* b, int ld) {
+    uint32_t af[K / 16][4];
+    load_a<K>(af, a, ld);
+    mma_abt<E, N, K>(acc, af, b, ld);
+}
+
+// acc (16 x N) += A B, B = K rows of shared memory (N contiguous): P V, P^T dO, dS^T Q, dS K. A is
+// fragments or float accumulator tiles (see a_frag).
+template <typename E, int N, int K, typename A>
+__device__ __forceinline__ void mma_ab(float (&acc)[N / 8][4], const A& a, const E* b, int ld) {
+    const int j = threadIdx.x % 32 / 8, r = threadIdx.x % 8;
+#pragma unroll
+    for (int kk = 0; kk < K / 16; kk++) {
+        uint32_t af[4];
+        a_frag<E, K>(af, a, kk);
+#pragma unroll
+        for (int dn = 0; dn < N / 16; dn++) {
+            uint32_t f[4];  // the "col" operand wants B transposed
+            ldmatrix_x4<true>(f, b + (kk * 16 + (j % 2) * 8 + r) * ld + dn * 16 + (j / 2) * 8);
+            mma<E>(acc[2 * dn], af, f[0], f[1]);
+            mma<E>(acc[2 * dn + 1], af, f[2], f[3]);
+        }
+    }
+}
+
+// ---- forward --------------------------------------------------------------------------------------
+
+// 128 queries per block, 16 per warp, 64 keys per step. Two blocks (16 warps) per multiprocessor for
+// D = 64: at most 128 registers a thread, which its fragments fit without spilling (32 keys per step
+// and three blocks spill and run slower: 0.176 ms against 0.148); D = 128 needs ~220 (one block).
+constexpr int kFwdBM = 128, kFwdBN = 64;
+template <int D> constexpr int kFwdBlocksPerSM = D == 64 ? 2 : 1;
+
+template <typename E, int D>
+__global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forward_kernel(const E* __restrict__ q, const E* __restrict__ k,
+                                                                     const E* __restrict__ v, E* __restrict__ o,
                                                                      float* __restrict__ lse, int T, int S, bool causal,
                                                                      float scale) {
-    constexpr int LD = D + kPad;
+    constexpr int BM = kFwdBM, BN = kFwdBN, LD = D + kPad;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16* sQ = reinterpret_cast<bf16*>(smem_raw);
-    bf16* sK = sQ + BM * LD;
-    bf16* sV = sK + BN * LD;
-    const int64_t bh = blockIdx.y;
+    E* sQ = reinterpret_cast<E*>(smem_raw);
+    E* sK = sQ + BM * LD;      // two buffers of BN rows
+    E* sV = sK + 2 * BN * LD;  // two buffers of BN rows
+    // Blocks start in order of blockIdx, x fastest: x runs over batch*head, y over query blocks, the
+    // last (under the causal mask the longest) first, so that the short ones fill the tail.
+    const int64_t bh = blockIdx.x;
     q += bh * T * D, k += bh * S * D, v += bh * S * D, o += bh * T * D, lse += bh * T;
-    const int m0 = blockIdx.x * BM, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int g = lane / 4, qd = lane % 4, j = lane / 8, r = lane % 8;  // fragment and ldmatrix roles
+    const int mb = causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+    const int m0 = mb * BM, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int g = lane / 4, qd = lane % 4;  // this thread's rows g, g + 8 and columns 2qd, 2qd + 1 of each tile
+    const int shift = S - T, row0 = m0 + warp * 16;                     // this warp's first query row
+    const int n_end = causal ? min(S, m0 + BM + shift) : S;
+    const int tiles = n_end > 0 ? (n_end + BN - 1) / BN : 0;
 
-    load_tile<BM, D, kThreads, kPad>(sQ, q, D, m0, 0, T, D);
+    copy_tile<BM, D>(sQ, q, m0, T);
     cp_async_commit();
-    cp_async_wait<0>();
+    if (tiles > 0) copy_tile<BN, D>(sK, k, 0, S), copy_tile<BN, D>(sV, v, 0, S);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
     uint32_t qf[D / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-        ldmatrix_x4<false>(qf[kk], sQ + (warp * 16 + (j % 2) * 8 + r) * LD + kk * 16 + (j / 2) * 8);
+    load_a<D>(qf, sQ + warp * 16 * LD, LD);
 
+    const float sl2 = scale * kLog2e;  // scores are kept unscaled; exp(x * scale) = exp2(x * sl2)
     float acc[D / 8][4] = {}, row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
-    const int n_end = causal ? min(S, m0 + BM + S - T) : S;
-    for (int n0 = 0; n0 < n_end; n0 += BN) {
-        __syncthreads();  // every warp is done with the previous K and V tiles
-        load_tile<BN, D, kThreads, kPad>(sK, k, D, n0, 0, S, D);
-        load_tile<BN, D, kThreads, kPad>(sV, v, D, n0, 0, S, D);
-        cp_async_commit();
+    for (int t = 0; t < tiles; t++) {
+        const int n0 = t * BN;
+        const E* cK = sK + (t % 2) * BN * LD;
+        const E* cV = sV + (t % 2) * BN * LD;
         cp_async_wait<0>();
-        __syncthreads();
+        __syncthreads();  // tile t has landed, and every warp is done with tile t - 1's buffers
+        if (t + 1 < tiles) {
+            copy_tile<BN, D>(sK + ((t + 1) % 2) * BN * LD, k, n0 + BN, S);
+            copy_tile<BN, D>(sV + ((t + 1) % 2) * BN * LD, v, n0 + BN, S);
+            cp_async_commit();
+        }
+        if (causal && n0 > row0 + 15 + shift) continue;  // every row of this warp precedes the tile
 
-        float s[BN / 8][4] = {};  // this warp's 16 x 64 scores
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++)
-#pragma unroll
-            for (int ni = 0; ni < BN / 16; ni++) {
-                uint32_t kf[4];  // K stored (key, d) is the "col" B operand of S = Q K^T as it stands
-                ldmatrix_x4<false>(kf, sK + (ni * 16 + (j / 2) * 8 + r) * LD + kk * 16 + (j % 2) * 8);
-                mma_bf16(s[2 * ni], qf[kk], kf[0], kf[1]);
-                mma_bf16(s[2 * ni + 1], qf[kk], kf[2], kf[3]);
-            }
+        float s[BN / 8][4] = {};  // this warp's 16 x BN scores
+        mma_abt<E, BN, D>(s, qf, cK, LD);
 
+        // Tiles across the end of the keys or the causal diagonal: hidden scores become -inf. (A
+        // separate, warp-uniform branch: the other tiles run no index arithmetic.)
+        if (n0 + BN > S || (causal && n0 + BN - 1 > row0 + shift)) {
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int row = row0 + g + (e / 2) * 8, col = n0 + nt * 8 + 2 * qd + e % 2;
+                    if (col >= S || (causal && col > row + shift)) s[nt][e] = -INFINITY;
+                }
+        }
         // Online softmax: rows g and g + 8 of this warp's 16; columns 2qd, 2qd+1 of each 8-key tile.
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const int row = m0 + warp * 16 + g + h * 8;
             float mx = row_max[h];
 #pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int col = n0 + nt * 8 + 2 * qd + e;
-                    const bool hidden = col >= S || (causal && col > row + S - T);
-                    const float x = hidden ? -INFINITY : s[nt][2 * h + e] * scale;
-                    s[nt][2 * h + e] = x;
-                    mx = fmaxf(mx, x);
-                }
+            for (int nt = 0; nt < BN / 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float corr = mx == -INFINITY ? 1.0f : expf(row_max[h] - mx);
+            const float mx_l2 = mx == -INFINITY ? 0.0f : mx * sl2;  // a row with nothing visible yet
+            const float corr = exp2_approx(row_max[h] * sl2 - mx_l2);
             float sum = 0.0f;
 #pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const float p = mx == -INFINITY ? 0.0f : expf(s[nt][2 * h + e] - mx);
-                    s[nt][2 * h + e] = p;
-                    sum += p;
-                }
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            row_sum[h] = row_sum[h] * corr + sum;
+            for (int nt = 0; nt < BN / 8; nt++) {
+                float* x = s[nt] + 2 * h;
+                x[0] = exp2_approx(fmaf(x[0], sl2, -mx_l2));
+                x[1] = exp2_approx(fmaf(x[1], sl2, -mx_l2));
+                sum += x[0] + x[1];
+            }
+            row_sum[h] = row_sum[h] * corr + sum;  // each thread's partial sum; the quad adds them at the end
             row_max[h] = mx;
 #pragma unroll
             for (int dt = 0; dt < D / 8; dt++) acc[dt][2 * h] *= corr, acc[dt][2 * h + 1] *= corr;
         }
 
-        // O += P V: two adjacent 8-key score tiles are exactly one 16-key A fragment.
+        mma_ab<E, D, BN>(acc, s, cV, LD);  // O += P V
+    }
+
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                    pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                    pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+    for (int h = 0; h < 2; h++) {
+        float sum = row_sum[h];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const int row = row0 + g + h * 8;
+        if (row >= T) continue;
+        const float inv = 1.0f / sum;
 #pragma unroll
-            for (int dn = 0; dn < D / 16; dn++) {
-                uint32_t vf[4];  // V stored (key, d): the B operand wants it transposed
-                ldmatrix_x4<true>(vf, sV + (kk * 16 + (j % 2) * 8 + r) * LD + dn * 16 + (j / 2) * 8);
-                mma_bf16(acc[2 * dn], pa, vf[0], vf[1]);
-                mma_bf16(acc[2 * dn + 1], pa, vf[2], vf[3]);
+        for (int dt = 0; dt < D / 8; dt++)
+            *reinterpret_cast<uint32_t*>(o + int64_t(row) * D + dt * 8 + 2 * qd) =
+                pack2<E>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
+        if (qd == 0) lse[row] = row_max[h] * scale + logf(sum);
+    }
+}
+
+// ---- backward -------------------------------------------------------------------------------------
+
+// 128 keys per block, 16 per warp. For D = 64, 32 queries per step keep a thread within 128 registers
+// (dK, dV and the S, dP tiles), so two blocks (16 warps) share a multiprocessor: 0.59 ms fwd+bwd
+// against 0.62 with 64 queries and one block (H200, notes). D = 128 needs ~250 registers either way,
+// and 64 queries per step is then faster than 32 (1.09 ms against 1.18).
+constexpr int kBwdBN = 128;
+template <int D> constexpr int kBwdBM = D == 64 ? 32 : 64;
+template <int D> constexpr int kBwdBlocksPerSM = D == 64 ? 2 : 1;
+
+// delta = rowsum(dO * O) and lse2 = lse * log2(e), one row per D / 8 threads, 16 bytes each.
+template <typename E, int D>
+__global__ void attention_backward_preprocess_kernel(const E* __restrict__ dout, const E* __restrict__ o,
+                                                     const float* __restrict__ lse, float* __restrict__ delta,
+                                                     float* __restrict__ lse2, int64_t rows) {
+    constexpr int L = D / 8;  // threads per row
+    const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / L;
+    const int c = threadIdx.x % L * 8;
+    float sum = 0.0f;
+    if (row < rows) {
+        const uint4 a = *reinterpret_cast<const uint4*>(dout + row * D + c);
+        const uint4 b = *reinterpret_cast<const uint4*>(o + row * D + c);
+        const E* x = reinterpret_cast<const E*>(&a);
+        const E* y = reinterpret_cast<const E*>(&b);
+#pragma unroll
+        for (int i = 0; i < 8; i++) sum += float(x[i]) * float(y[i]);
+    }
+#pragma unroll
+    for (int off = L / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (row < rows && c == 0) delta[row] = sum, lse2[row] = lse[row] * kLog2e;
+}
+
+template <typename E, int D>
+__global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backward_kernel(
+    const E* __restrict__ q, const E* __restrict__ k, const E* __restrict__ v, const E* __restrict__ dout,
+    const float* __restrict__ lse2, const float* __restrict__ delta, float* __restrict__ dq_acc, E* __restrict__ dk,
+    E* __restrict__ dv, int T, int S, bool causal, float scale) {
+    constexpr int BN = kBwdBN, BM = kBwdBM<D>, LD = D + kPad, LDS = BM + kPad;
+    // dQ = dS K: the warps split the BM x D tile into WR row groups of 16 and WC column groups of DC.
+    constexpr int WR = BM / 16, WC = kWarps / WR, DC = D / WC;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    E* sK = reinterpret_cast<E*>(smem_raw);
+    E* sV = sK + BN * LD;
+    E* sQ = sV + BN * LD;    // two buffers of BM rows
+    E* sdO = sQ + 2 * BM * LD;  // two buffers of BM rows
+    E* sdS = sdO + 2 * BM * LD;  // dS^T: BN keys x BM queries
+    float* sL = reinterpret_cast<float*>(sdS + BN * LDS);  // lse2, two buffers of BM
+    float* sDelta = sL + 2 * BM;                           // delta, two buffers of BM
+    const int64_t bh = blockIdx.x;  // x over batch*head, y over key blocks: the longest first (causal)
+    q += bh * T * D, dout += bh * T * D, dq_acc += bh * T * D, lse2 += bh * T, delta += bh * T;
+    k += bh * S * D, v += bh * S * D, dk += bh * S * D, dv += bh * S * D;
+    const int n0 = blockIdx.y * BN, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int g = lane / 4, qd = lane % 4, j = lane / 8, r = lane % 8;
+    const int shift = S - T, key0 = n0 + warp * 16;  // this warp's first key
+    // Under the causal mask query i sees key n0 from i = n0 - shift on: start at that query's tile.
+    const int m_begin = causal ? max(0, n0 - shift) / BM * BM : 0;
+    const int tiles = (T - m_begin + BM - 1) / BM;
+
+    auto fetch = [&](int t) {  // query tile t into buffer t % 2
+        const int m0 = m_begin + t * BM, b = t % 2;
+        copy_tile<BM, D>(sQ + b * BM * LD, q, m0, T);
+        copy_tile<BM, D>(sdO + b * BM * LD, dout, m0, T);
+        copy_floats(sL + b * BM, lse2, m0, T, BM);
+        copy_floats(sDelta + b * BM, delta, m0, T, BM);
+        cp_async_commit();
+    };
+    copy_tile<BN, D>(sK, k, n0, S);
+    copy_tile<BN, D>(sV, v, n0, S);
+    fetch(0);
+
+    const float sl2 = scale * kLog2e;
+    float dk_acc[D / 8][4] = {}, dv_acc[D / 8][4] = {};
+    for (int t = 0; t < tiles; t++) {
+        const int m0 = m_begin + t * BM;
+        const E* cQ = sQ + (t % 2) * BM * LD;
+        const E* cdO = sdO + (t % 2) * BM * LD;
+        const float* cL = sL + (t % 2) * BM;
+        const float* cDelta = sDelta + (t % 2) * BM;
+        cp_async_wait<0>();
+        __syncthreads();  // tile t has landed; every warp is done with tile t - 1 (its buffers and sdS)
+        if (t + 1 < tiles) fetch(t + 1);
+
+        // S^T = K Q^T: this warp's 16 keys as rows, the tile's BM queries as columns.
+        float s[BM / 8][4] = {};
+        mma_abt<E, BM, D>(s, sK + warp * 16 * LD, cQ, LD);
+        // P^T = exp2(S^T * scale * log2(e) - lse2); hidden (key, query) pairs and padding get 0 (a
+        // separate, warp-uniform branch for the tiles that have any).
+#pragma unroll
+        for (int nt = 0; nt < BM / 8; nt++) {
+            const float2 l = *reinterpret_cast<const float2*>(cL + nt * 8 + 2 * qd);
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nt][e] = exp2_approx(fmaf(s[nt][e], sl2, -(e % 2 ? l.y : l.x)));
+        }
+        if (key0 + 16 > S || m0 + BM > T || (causal && key0 + 15 > m0 + shift)) {
+#pragma unroll
+            for (int nt = 0; nt < BM / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int key = key0 + g + (e / 2) * 8, query = m0 + nt * 8 + 2 * qd + e % 2;
+                    if (key >= S || query >= T || (causal && key > query + shift)) s[nt][e] = 0.0f;
+                }
+        }
+        mma_ab<E, D, BM>(dv_acc, s, cdO, LD);  // dV += P^T dO
+
+        // dP^T = V dO^T, then dS^T = P^T * (dP^T - delta), in place of P^T.
+        {
+            float dp[BM / 8][4] = {};
+            mma_abt<E, BM, D>(dp, sV + warp * 16 * LD, cdO, LD);
+#pragma unroll
+            for (int nt = 0; nt < BM / 8; nt++) {
+                const float2 d = *reinterpret_cast<const float2*>(cDelta + nt * 8 + 2 * qd);
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[nt][e] *= dp[nt][e] - (e % 2 ? d.y : d.x);
             }
+        }
+        mma_ab<E, D, BM>(dk_acc, s, cQ, LD);  // dK += dS^T Q
+
+        // dS^T to shared memory (rounded as dK saw it), where dQ = dS K reads it transposed.
+#pragma unroll
+        for (int nt = 0; nt < BM / 8; nt++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+                *reinterpret_cast<uint32_t*>(sdS + (warp * 16 + g + 8 * h) * LDS + nt * 8 + 2 * qd) =
+                    pack2<E>(s[nt][2 * h], s[nt][2 * h + 1]);
+        __syncthreads();  // the block's dS^T is complete
+
+        // dQ tile += dS K over the block's BN keys; the A fragments of dS (query, key) are sdS's
+        // 8 x 8 matrices transposed on the way (ldmatrix .trans).
+        const int qr = (warp % WR) * 16, dc0 = (warp / WR) * DC;
+        uint32_t ds[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            ldmatrix_x4<true>(ds[kk], sdS + (kk * 16 + (j / 2) * 8 + r) * LDS + qr + (j % 2) * 8);
+        float dq[DC / 8][4] = {};
+        mma_ab<E, DC, BN>(dq, ds, sK + dc0, LD);
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int row = m0 + qr + g + h * 8;
+            if (row >= T) continue;
+#pragma unroll
+            for (int dt = 0; dt < DC / 8; dt++)
+                atomic_add2(dq_acc + int64_t(row) * D + dc0 + dt * 8 + 2 * qd, dq[dt][2 * h], dq[dt][2 * h + 1]);
         }
     }
 
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        const int row = m0 + warp * 16 + g + h * 8;
-        if (row >= T) continue;
-        const float inv = 1.0f / row_sum[h];
+        const int key = key0 + g + h * 8;
+        if (key >= S) continue;
 #pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            *reinterpret_cast<__nv_bfloat162*>(o + int64_t(row) * D + dt * 8 + 2 * qd) =
-                __floats2bfloat162_rn(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        if (qd == 0) lse[row] = row_max[h] + logf(row_sum[h]);
+        for (int dt = 0; dt < D / 8; dt++) {
+            const int64_t at = int64_t(key) * D + dt * 8 + 2 * qd;
+            *reinterpret_cast<uint32_t*>(dk + at) = pack2<E>(dk_acc[dt][2 * h] * scale, dk_acc[dt][2 * h + 1] * scale);
+            *reinterpret_cast<uint32_t*>(dv + at) = pack2<E>(dv_acc[dt][2 * h], dv_acc[dt][2 * h + 1]);
+        }
     }
 }
 
-template <int D> void launch(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
-                             bool causal, float scale, cudaStream_t st) {
-    auto kernel = attention_forward_kernel<D>;
-    constexpr int smem = (BM + 2 * BN) * (D + kPad) * sizeof(bf16);
+// dq = scale * dq_acc in the storage type, 8 elements per thread.
+template <typename E>
+__global__ void attention_dq_convert_kernel(const float* __restrict__ acc, E* __restrict__ dq, float scale, int64_t n8) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n8) return;
+    const float4 a = reinterpret_cast<const float4*>(acc)[2 * i], b = reinterpret_cast<const float4*>(acc)[2 * i + 1];
+    const uint4 out = {pack2<E>(a.x * scale, a.y * scale), pack2<E>(a.z * scale, a.w * scale),
+                       pack2<E>(b.x * scale, b.y * scale), pack2<E>(b.z * scale, b.w * scale)};
+    reinterpret_cast<uint4*>(dq)[i] = out;
+}
+
+// ---- launches -------------------------------------------------------------------------------------
+
+struct Forward {
+template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_t st) {
+    auto kernel = attention_forward_kernel<E, D>;
+    constexpr int smem = (kFwdBM + 4 * kFwdBN) * (D + kPad) * sizeof(E);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    kernel<<<dim3(ceil_div(T, BM), static_cast<unsigned>(BH)), kThreads, smem, st>>>(
-        (const bf16*)q, (const bf16*)k, (const bf16*)v, (bf16*)o, (float*)lse, T, S, causal, scale);
+    kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.T, kFwdBM)), kThreads, smem, st>>>(
+        (const E*)a.q, (const E*)a.k, (const E*)a.v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
     CUDA_CHECK_LAUNCH();
+}
+};
+
+struct Backward {
+template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_t st) {
+    const int64_t rows = a.BH * a.T;
+    float* dq_acc = reinterpret_cast<float*>(a.scratch);
+    float* delta = dq_acc + rows * D;
+    float* lse2 = delta + rows;
+    CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * D * sizeof(float), st));
+    attention_backward_preprocess_kernel<E, D><<<ceil_div(rows * (D / 8), 256), 256, 0, st>>>(
+        (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, rows);
+    CUDA_CHECK_LAUNCH();
+
+    auto kernel = attention_backward_kernel<E, D>;
+    constexpr int BM = kBwdBM<D>;
+    constexpr int smem = (2 * kBwdBN + 4 * BM) * (D + kPad) * sizeof(E) + kBwdBN * (BM + kPad) * sizeof(E) +
+                         4 * BM * sizeof(float);
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kBwdBN)), kThreads, smem, st>>>(
+        (const E*)a.q, (const E*)a.k, (const E*)a.v, (const E*)a.dout, lse2, delta, dq_acc, (E*)a.dk, (E*)a.dv, a.T,
+        a.S, a.causal, a.scale);
+    CUDA_CHECK_LAUNCH();
+
+    const int64_t n8 = rows * D / 8;
+    attention_dq_convert_kernel<E><<<ceil_div(n8, 256), 256, 0, st>>>(dq_acc, (E*)a.dq, a.scale, n8);
+    CUDA_CHECK_LAUNCH();
+}
+};
+
+// Op::run<E, D> for the storage type and head dim: where run-time values become template arguments.
+template <typename Op> void dispatch_half(const AttentionArgs& a, cudaStream_t st) {
+    if (a.dt == DType::bf16)
+        a.D == 64 ? Op::template run<bf16, 64>(a, st) : Op::template run<bf16, 128>(a, st);
+    else
+        a.D == 64 ? Op::template run<f16, 64>(a, st) : Op::template run<f16, 128>(a, st);
+}
+
+void validate(const AttentionArgs& a, const char* name) {
+    if (a.D != 64 && a.D != 128) throw std::invalid_argument(std::string(name) + ": head dim must be 64 or 128");
+    if (!(a.scale > 0.0f)) throw std::invalid_argument(std::string(name) + ": scale must be positive");
+    if (a.dt != DType::f32 && a.dt != DType::bf16 && a.dt != DType::f16)
+        throw std::invalid_argument(std::string(name) + ": dtype must be float32, bfloat16 or float16");
 }
 
 }  // namespace
 
 void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
                        int D, bool causal, float scale, DType dt, uintptr_t stream) {
-    if (dt != DType::bf16 || (D != 64 && D != 128))
-        throw std::invalid_argument("tinyllm._cuda.attention_forward: bf16 with head dim 64 or 128");
+    const AttentionArgs a{q, k, v, o, lse, 0, 0, 0, 0, 0, BH, T, S, D, causal, scale, dt};
+    validate(a, "tinyllm._cuda.attention_forward");
     if (BH == 0 || T == 0) return;
-    (D == 64 ? launch<64> : launch<128>)(q, k, v, o, lse, BH, T, S, causal, scale, as_stream(stream));
+    if (dt == DType::f32) return attention_forward_f32(a, as_stream(stream));
+    dispatch_half<Forward>(a, as_stream(stream));
+}
+
+int64_t attention_backward_scratch_floats(int64_t BH, int T, int D) { return BH * T * (D + 2); }
+
+void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
+                        uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,
+                        float scale, DType dt, uintptr_t stream) {
+    const AttentionArgs a{q, k, v, o, lse, dout, dq, dk, dv, scratch, BH, T, S, D, causal, scale, dt};
+    validate(a, "tinyllm._cuda.attention_backward");
+    if (BH == 0 || S == 0) return;
+    if (T == 0) {  // no queries: the keys and values get zero gradients
+        const size_t bytes = BH * S * D * (dt == DType::f32 ? sizeof(float) : sizeof(bf16));
+        CUDA_CHECK(cudaMemsetAsync(reinterpret_cast<void*>(dk), 0, bytes, as_stream(stream)));
+        CUDA_CHECK(cudaMemsetAsync(reinterpret_cast<void*>(dv), 0, bytes, as_stream(stream)));
+        return;
+    }
+    if (dt == DType::f32) return attention_backward_f32(a, as_stream(stream));
+    dispatch_half<Backward>(a, as_stream(stream));
 }
 
 }  // namespace tinyllm::cuda

@@ -1,6 +1,6 @@
 // Embedding backward: dW[i] = sum of the rows dy[n] with idx[n] == i (a scatter-add).
 //
-// Deterministic, without atomics. The caller sorts keys[n] = idx[n] * N + n (one sort, CuPy's), so
+// Deterministic, without atomics. The caller sorts keys[n] = idx[n] * N + n (one sort, sort.cu), so
 // all rows that go to one embedding row sit together, in the order of n. One block per sorted
 // position: the block that starts a run of equal indices adds the run's dy rows in that order and
 // writes dW[i] (threads over the D columns, 16 bytes each); the other blocks exit at once. Rows of

@@ -6,10 +6,11 @@
 // function checks its launches and throws std::runtime_error on a CUDA error.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace tinyllm::cuda {
 
-enum class DType : int { f32 = 0, bf16 = 1 };  // storage of the float buffers marked T below
+enum class DType : int { f32 = 0, bf16 = 1, f16 = 2 };  // storage of the float buffers marked T below
 
 // norm.cu: (N, C) rows; x, w, b, y, dy, dx, dw, db are T; mean, rstd, scratch float32. b may be 0.
 // scratch holds norm_backward_scratch_floats(N, C) floats (the per-block partial sums of dw, db).
@@ -39,15 +40,51 @@ void gelu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, bool tanh
 void silu_forward(uintptr_t x, uintptr_t y, int64_t n, DType dt, uintptr_t stream);
 void silu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, DType dt, uintptr_t stream);
 
+// copy.cu: y (contiguous) = x read through strides (elements, may be negative or 0), 1 to 4 dims, T.
+void strided_copy(uintptr_t x, uintptr_t y, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                  DType dt, uintptr_t stream);
+
+// cast.cu: y = x converted, n elements, x of dtype `from`, y of dtype `to`.
+void cast(uintptr_t x, uintptr_t y, int64_t n, DType from, DType to, uintptr_t stream);
+
+// rope.cu: x, y (rows, D), rows = (..., T) flattened; cos, sin (T, D/2); all T. backward rotates by -angle.
+void rope(uintptr_t x, uintptr_t cos, uintptr_t sin, uintptr_t y, int64_t rows, int T, int D, bool backward, DType dt,
+          uintptr_t stream);
+
 // embedding.cu: dy (N, D) and dw (rows, D) T, dw zeroed by the caller; keys int64, sorted ascending,
 // keys[i] = idx[n] * N + n (so equal indices sit together, in the order of n).
 void embedding_backward(uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, DType dt,
                         uintptr_t stream);
 
-// adamw.cu: param, exp_avg, exp_avg_sq float32 (updated in place); grad T.
+// sort.cu: keys_out = keys_in (n int64) sorted ascending; scratch of sort_int64_scratch_bytes(n) bytes.
+int64_t sort_int64_scratch_bytes(int64_t n);
+void sort_int64(uintptr_t keys_in, uintptr_t keys_out, int64_t n, uintptr_t scratch, int64_t scratch_bytes,
+                uintptr_t stream);
+
+// multi_tensor.cu, one tensor: param, exp_avg, exp_avg_sq float32 (updated in place); grad T.
 void adamw_update(uintptr_t param, uintptr_t grad, uintptr_t exp_avg, uintptr_t exp_avg_sq, int64_t n, double lr,
                   double beta1, double beta2, double eps, double weight_decay, int64_t step, DType grad_dt,
                   uintptr_t stream);
+
+// multi_tensor.cu: lists of tensors (pointers and sizes) in one launch each. grads are T; params,
+// exp_avgs, exp_avg_sqs float32; norm a float32 scalar; scratch grad_norm_scratch_floats(sizes) floats.
+// clip_grads multiplies every gradient by min(1, max_norm / (*norm + 1e-6)). step_ptr, when not 0,
+// points at a float32 step count on the device that replaces step (for a captured step).
+int64_t grad_norm_scratch_floats(const std::vector<int64_t>& sizes);
+void grad_norm(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t scratch, uintptr_t norm,
+               DType dt, uintptr_t stream);
+void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t norm, float max_norm,
+                DType dt, uintptr_t stream);
+void adamw_update_multi(const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
+                        const std::vector<uintptr_t>& exp_avgs, const std::vector<uintptr_t>& exp_avg_sqs,
+                        const std::vector<int64_t>& sizes, double lr, double beta1, double beta2, double eps,
+                        double weight_decay, double step, uintptr_t step_ptr, DType grad_dt, uintptr_t stream);
+
+// bias.cu: add_bias: y[n, c] += b[c], in place; sum_rows: out[c] = sum over rows of x (N, C); y, b, x,
+// out T; scratch sum_rows_scratch_floats(N, C) floats.
+void add_bias(uintptr_t y, uintptr_t b, int64_t N, int C, DType dt, uintptr_t stream);
+int64_t sum_rows_scratch_floats(int64_t N, int C);
+void sum_rows(uintptr_t x, uintptr_t out, uintptr_t scratch, int64_t N, int C, DType dt, uintptr_t stream);
 
 // matmul.cu and matmul_cublaslt.cu: row-major C[b] = op(A[b]) @ op(B[b]) for b < batch, all T,
 // op(A) is M x K, op(B) is K x N; stride_* is the distance between batch entries (0: shared).
@@ -70,8 +107,13 @@ bool have_cublaslt();
 void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
                      int64_t workspace_bytes, uintptr_t stream);
 
-// attention.cu: q (BH, T, D), k and v (BH, S, D), o (BH, T, D), all bf16, D 64 or 128; lse (BH, T) float32.
+// attention.cu: q, o, dout, dq (BH, T, D), k, v, dk, dv (BH, S, D), all T (float32, bfloat16 or float16),
+// D 64 or 128, scale > 0; lse (BH, T) float32. scratch holds attention_backward_scratch_floats(BH, T, D).
 void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
                        int D, bool causal, float scale, DType dt, uintptr_t stream);
+int64_t attention_backward_scratch_floats(int64_t BH, int T, int D);
+void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
+                        uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,
+                        float scale, DType dt, uintptr_t stream);
 
 }  // namespace tinyllm::cuda

@@ -1,10 +1,11 @@
 // The pybind11 module tinyllm._cuda: thin bindings of the host entry points in kernels.h.
 //
 // Compiled by the host C++ compiler (only the .cu files go through nvcc). Arguments are plain
-// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16) and
+// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16, 2 float16: attention only) and
 // the stream (`cupy.cuda.get_current_stream().ptr`). tinyllm/backend/cuda.py checks shapes and
 // dtypes and allocates the outputs; a CUDA error raises RuntimeError.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "kernels.h"
 
@@ -65,12 +66,44 @@ PYBIND11_MODULE(_cuda, m) {
         silu_backward(dy, x, dx, n, dtype(dt), stream);
     });
 
+    m.def("strided_copy", [](uintptr_t x, uintptr_t y, const std::vector<int64_t>& shape,
+                             const std::vector<int64_t>& strides, int dt, uintptr_t stream) {
+        strided_copy(x, y, shape, strides, dtype(dt), stream);
+    });
+    m.def("cast", [](uintptr_t x, uintptr_t y, int64_t n, int from, int to, uintptr_t stream) {
+        cast(x, y, n, dtype(from), dtype(to), stream);
+    });
+    m.def("rope", [](uintptr_t x, uintptr_t cos, uintptr_t sin, uintptr_t y, int64_t rows, int T, int D, bool backward,
+                     int dt, uintptr_t stream) { rope(x, cos, sin, y, rows, T, D, backward, dtype(dt), stream); });
+
     m.def("embedding_backward", [](uintptr_t dy, uintptr_t keys, uintptr_t dw, int64_t N, int D, int64_t rows, int dt,
                                    uintptr_t stream) { embedding_backward(dy, keys, dw, N, D, rows, dtype(dt), stream); });
+
+    m.def("sort_int64_scratch_bytes", &sort_int64_scratch_bytes);
+    m.def("sort_int64", &sort_int64);
 
     m.def("adamw_update", [](uintptr_t p, uintptr_t g, uintptr_t m1, uintptr_t m2, int64_t n, double lr, double b1,
                              double b2, double eps, double wd, int64_t step, int grad_dt, uintptr_t stream) {
         adamw_update(p, g, m1, m2, n, lr, b1, b2, eps, wd, step, dtype(grad_dt), stream);
+    });
+
+    m.def("grad_norm_scratch_floats", &grad_norm_scratch_floats);
+    m.def("grad_norm", [](const std::vector<uintptr_t>& g, const std::vector<int64_t>& sizes, uintptr_t scratch,
+                          uintptr_t norm, int dt, uintptr_t stream) { grad_norm(g, sizes, scratch, norm, dtype(dt), stream); });
+    m.def("clip_grads", [](const std::vector<uintptr_t>& g, const std::vector<int64_t>& sizes, uintptr_t norm,
+                           float max_norm, int dt, uintptr_t stream) { clip_grads(g, sizes, norm, max_norm, dtype(dt), stream); });
+    m.def("adamw_update_multi", [](const std::vector<uintptr_t>& p, const std::vector<uintptr_t>& g,
+                                   const std::vector<uintptr_t>& m1, const std::vector<uintptr_t>& m2,
+                                   const std::vector<int64_t>& sizes, double lr, double b1, double b2, double eps,
+                                   double wd, double step, uintptr_t step_ptr, int grad_dt, uintptr_t stream) {
+        adamw_update_multi(p, g, m1, m2, sizes, lr, b1, b2, eps, wd, step, step_ptr, dtype(grad_dt), stream);
+    });
+    m.def("add_bias", [](uintptr_t y, uintptr_t b, int64_t N, int C, int dt, uintptr_t stream) {
+        add_bias(y, b, N, C, dtype(dt), stream);
+    });
+    m.def("sum_rows_scratch_floats", &sum_rows_scratch_floats);
+    m.def("sum_rows", [](uintptr_t x, uintptr_t out, uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
+        sum_rows(x, out, scratch, N, C, dtype(dt), stream);
     });
 
     m.def("matmul_supported", [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t batch, int64_t M, int64_t N, int64_t K,
@@ -94,5 +127,11 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("attention_forward", [](uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T,
                                   int S, int D, bool causal, float scale, int dt, uintptr_t stream) {
         attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, dtype(dt), stream);
+    });
+    m.def("attention_backward_scratch_floats", &attention_backward_scratch_floats);
+    m.def("attention_backward", [](uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse,
+                                   uintptr_t dq, uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S,
+                                   int D, bool causal, float scale, int dt, uintptr_t stream) {
+        attention_backward(dout, q, k, v, o, lse, dq, dk, dv, scratch, BH, T, S, D, causal, scale, dtype(dt), stream);
     });
 }

@@ -112,3 +112,16 @@ def test_a_float32_operand_promotes_a_half_result_to_float32():
     assert (update + update).dtype == tinyllm.bfloat16
     loss = tinyllm.nn.functional.cross_entropy(tinyllm.randn(3, 5).half(), tinyllm.tensor([0, 1, 2]))
     assert loss.dtype == np.float32
+
+
+def test_slices_add_their_gradients_in_place_without_touching_shared_ones():
+    """GetItem's gradient (an IndexedGrad) is added into a buffer of autograd's own: several slices of
+    one tensor sum correctly, and a gradient array that another tensor still holds (Add gives both
+    its inputs the same one; w is processed after the slice here) is copied before a slice goes in."""
+    x = tinyllm.tensor(np.arange(4.0, dtype=np.float32), requires_grad=True)
+    w0 = tinyllm.tensor(np.zeros(4, np.float32), requires_grad=True)
+    u, w = x * 1.0, w0 * 1.0
+    loss = (u + w).sum() + (u[:2] * 2.0).sum() + (w * 3.0).sum() + (u[1:] * 3.0).sum() + u[tinyllm.tensor([0, 0])].sum()
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1 + 2 + 2, 1 + 2 + 3, 1 + 3, 1 + 3])
+    np.testing.assert_array_equal(w0.grad.numpy(), np.full(4, 4.0, np.float32))

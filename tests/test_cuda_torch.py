@@ -77,3 +77,22 @@ def test_adamw_matches_torch_fused():
     m, v = cupy.zeros_like(p), cupy.zeros_like(p)
     cuda.adamw_update(p, g, m, v, 1e-3, 0.9, 0.95, 1e-8, 0.1, 1)
     close(p, tp, 2e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("dtype,tdtype,tol", CASES + [(np.float16, torch.float16, 2e-3)])
+def test_attention_matches_sdpa(dtype, tdtype, tol, D, causal):
+    """Forward and gradients against scaled_dot_product_attention: in the same half dtype (what the
+    benchmark races), in float64 for float32 (PyTorch's float32 SDPA may use TF32-like kernels)."""
+    B, H, T = 2, 3, 1000
+    q, k, v, do = (rand((B, H, T, D), dtype) for _ in range(4))
+    ref_dtype = torch.float64 if dtype == np.float32 else tdtype
+    tq, tk, tv = (t(a).to(ref_dtype).requires_grad_() for a in (q, k, v))
+    to = F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+    to.backward(t(do).to(ref_dtype))
+    o, lse = cuda.attention_forward(q, k, v, causal, D ** -0.5)
+    close(o, to, tol)
+    grads = cuda.attention_backward(do, q, k, v, o, lse, causal, D ** -0.5)
+    for ours, theirs in zip(grads, (tq.grad, tk.grad, tv.grad)):
+        close(ours, theirs, 2 * tol)

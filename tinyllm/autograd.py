@@ -20,8 +20,10 @@ an op creates come from its inputs' array library, so ops need not know about de
 import contextlib
 import threading
 
+import numpy as np
+
 from . import backend, dtypes
-from .backend.array import check_same_device
+from .backend.array import array_module, check_same_device, is_array
 
 _state = threading.local()
 
@@ -114,12 +116,30 @@ class Function:
         arrays = [_upcast(a.data) if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *arrays, **kwargs)
         if out_dtype is not None and cls.rounds_to_storage_dtype and dtypes.is_floating(out.dtype):
-            out = out.astype(out_dtype)
+            out = out.astype(out_dtype, copy=False)  # no copy when the op already returned that dtype
         requires_grad = is_grad_enabled() and any(needs) and dtypes.is_floating(out.dtype)
         result = Tensor._wrap(out, requires_grad=requires_grad)
         if requires_grad:
             result._node = Node(cls, ctx, inputs)
         return result
+
+
+class IndexedGrad:
+    """A gradient that is zero but at x[index], where it is `values` (what GetItem's backward returns).
+
+    backward adds it into the input's gradient buffer in place (a scatter-add for integer index
+    arrays, which may name one element twice) instead of materialising zeros for every slice.
+    """
+
+    def __init__(self, index, values, shape, dtype):
+        self.index, self.values, self.shape, self.dtype = index, values, tuple(shape), dtype
+
+    def add_into(self, buffer):
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if any(isinstance(i, list) or (is_array(i) and i.dtype != np.bool_) for i in parts):
+            array_module(buffer).add.at(buffer, self.index, self.values)
+        else:
+            buffer[self.index] += self.values
 
 
 def _upcast(array):
@@ -149,6 +169,7 @@ def _topological_order(root):
 def backward(root, grad, retain_graph=False):
     """Accumulate d(root)/d(leaf) * grad into every leaf's .grad."""
     grads = {id(root): grad}
+    owned = set()  # ids whose gradient buffer was made here (so may be added into in place)
     for tensor in _topological_order(root):
         g = grads.pop(id(tensor), None)
         if g is None:
@@ -171,8 +192,20 @@ def backward(root, grad, retain_graph=False):
             if tg.shape != t.shape:
                 raise RuntimeError(f"{node.function.__name__}.backward gave a gradient of shape {tg.shape} "
                                    f"for an input of shape {t.shape}")
-            tg = tg.astype(t.dtype, copy=False)
-            grads[id(t)] = tg if id(t) not in grads else grads[id(t)] + tg
+            if isinstance(tg, IndexedGrad):
+                if id(t) not in owned:  # a buffer of our own: zeros, or a copy of a gradient others may hold
+                    held = grads.get(id(t))
+                    grads[id(t)] = array_module(tg.values).zeros(t.shape, t.dtype) if held is None else held.astype(t.dtype)
+                    owned.add(id(t))
+                tg.add_into(grads[id(t)])
+                continue
+            if tg.dtype != t.dtype:
+                tg = backend.for_array(tg).cast(tg, t.dtype)
+            if id(t) in grads:
+                grads[id(t)] = grads[id(t)] + tg
+                owned.add(id(t))
+            else:
+                grads[id(t)] = tg
 
 
 def unbroadcast(grad, shape):

@@ -34,6 +34,9 @@ CONTRACT = (
 
 
 compute_dtype = reference.compute_dtype  # the C++ kernels are float32: half storage is upcast first
+# No C++ kernels for these (cheap on the CPU, or the host's own business):
+add_bias_, sum_rows, grad_norm, clip_grads_ = reference.add_bias_, reference.sum_rows, reference.grad_norm, reference.clip_grads_
+cast, contiguous, check_ids = reference.cast, reference.contiguous, reference.check_ids
 
 
 def _empty(shape, dtype=np.float32):
@@ -289,3 +292,9 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight
     if kernel is None or not all(a.flags.c_contiguous for a in buffers):
         return reference.adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step)
     kernel(*(a.reshape(-1) for a in buffers), float(lr), float(beta1), float(beta2), float(eps), float(weight_decay), int(step))
+
+
+def adamw_update_multi(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
+    """One C++ call per tensor: the per-launch cost that the GPU's multi-tensor kernel saves is small here."""
+    for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+        adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)

@@ -37,7 +37,8 @@ except ImportError as err:  # the build is optional: say so once, then run on Cu
     )
 
 # Contract names served by a differently named entry of tinyllm._cuda.
-_ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "softmax_backward"}
+_ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "softmax_backward",
+          "rope_forward": "rope", "rope_backward": "rope"}
 
 F32 = np.dtype(np.float32)
 _CODES = {F32: 0, dtypes.bfloat16: 1}  # the dtype codes of cuda/kernels.h
@@ -77,7 +78,20 @@ def _code(name, *arrays):
 
 
 def _c(x, dtype=None):
-    return cupy.ascontiguousarray(x, dtype=dtype)
+    return contiguous(x) if dtype is None or x.dtype == dtype else cupy.ascontiguousarray(x, dtype=dtype)
+
+
+def contiguous(x):
+    """x as a C-contiguous array; strided float32/bfloat16 arrays of up to 4 dimensions are copied by
+    our kernel (cuda/copy.cu), which moves attention's transposes 3-4 times faster than CuPy's copy."""
+    if x.flags.c_contiguous:
+        return x
+    code = _CODES.get(x.dtype)
+    if _cuda is None or code is None or not 1 <= x.ndim <= 4 or any(s % x.itemsize for s in x.strides):
+        return cupy.ascontiguousarray(x)
+    y = _empty(x.shape, x.dtype)
+    _cuda.strided_copy(x.data.ptr, y.data.ptr, list(x.shape), [s // x.itemsize for s in x.strides], code, _stream())
+    return y
 
 
 def _rows(x):
@@ -139,6 +153,36 @@ def matmul(a, b, trans_a=False, trans_b=False):
     else:
         return _fallback.matmul(a, b, trans_a, trans_b)
     return c
+
+
+def cast(x, dtype):
+    src, dst = _CODES.get(x.dtype), _CODES.get(np.dtype(dtype))
+    if _cuda is None or src is None or dst is None or src == dst or not x.flags.c_contiguous:
+        return x.astype(dtype, copy=True)
+    y = _empty(x.shape, dtype)
+    _cuda.cast(x.data.ptr, y.data.ptr, x.size, src, dst, _stream())
+    return y
+
+
+def add_bias_(y, bias):
+    code = _code("add_bias", y, bias)
+    if code is None or not y.flags.c_contiguous or bias.shape != y.shape[-1:]:
+        y += bias  # CuPy, in place (the fallbacks' upcast would add to a copy)
+        return
+    b = _c(bias)
+    _cuda.add_bias(y.data.ptr, b.data.ptr, y.size // max(y.shape[-1], 1), y.shape[-1], code, _stream())
+
+
+def sum_rows(x):
+    code = _code("sum_rows", x)
+    if code is None or x.ndim != 2 or x.size == 0:
+        return _fallback.sum_rows(x)
+    x = _c(x)
+    N, C = x.shape
+    out = _empty((C,), x.dtype)
+    scratch = cupy.empty(_cuda.sum_rows_scratch_floats(N, C), F32)
+    _cuda.sum_rows(x.data.ptr, out.data.ptr, scratch.data.ptr, N, C, code, _stream())
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,14 +313,28 @@ def silu_backward(dy, x):
 
 
 # ----------------------------------------------------------------------------------------------
-# attention: (B, H, T, D) tensors
+# attention: (B, H, T, D) tensors. Our kernels (cuda/attention.cu on the tensor cores for bfloat16
+# and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0; anything
+# else (float64, other head dims, mixed dtypes) runs the CuPy fallback, which builds the T x S matrix.
+
+_ATTENTION_CODES = {**_CODES, dtypes.float16: 2}
+
+
+def _attention_code(name, scale, q, k, v, *more):
+    """The dtype code when our kernel `name` takes these tensors, else None."""
+    if _cuda is None or not hasattr(_cuda, name) or not scale > 0 or q.ndim != 4:
+        return None
+    if q.shape[-1] not in (64, 128) or k.shape[:2] != q.shape[:2] or k.shape[-1] != q.shape[-1] or k.shape != v.shape:
+        return None
+    kinds = {a.dtype for a in (q, k, v, *more)}
+    return _ATTENTION_CODES.get(kinds.pop()) if len(kinds) == 1 else None
 
 
 def attention_forward(q, k, v, causal, scale):
-    code = _code("attention_forward", q, k, v)
-    B, H, T, D = q.shape
-    if code != _CODES[dtypes.bfloat16] or D not in (64, 128) or k.shape[:2] != (B, H) or k.shape != v.shape:
+    code = _attention_code("attention_forward", scale, q, k, v)
+    if code is None:
         return _fallback.attention_forward(q, k, v, causal, scale)
+    B, H, T, D = q.shape
     q, k, v = _c(q), _c(k), _c(v)
     o, lse = _empty(q.shape, q.dtype), _empty((B, H, T))
     _cuda.attention_forward(q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, B * H, T, k.shape[2], D,
@@ -284,20 +342,41 @@ def attention_forward(q, k, v, causal, scale):
     return o, lse
 
 
-def attention_backward(do, q, k, v, o, lse, causal, scale):  # no kernel yet
-    return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale)
+def attention_backward(do, q, k, v, o, lse, causal, scale):
+    code = _attention_code("attention_backward", scale, q, k, v, do, o)
+    if code is None:
+        return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale)
+    B, H, T, D = q.shape
+    do, q, k, v, o, lse = _c(do), _c(q), _c(k), _c(v), _c(o), _c(lse, F32)
+    dq, dk, dv = _empty(q.shape, q.dtype), _empty(k.shape, k.dtype), _empty(v.shape, v.dtype)
+    scratch = cupy.empty(_cuda.attention_backward_scratch_floats(B * H, T, D), F32)
+    _cuda.attention_backward(do.data.ptr, q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, dq.data.ptr,
+                             dk.data.ptr, dv.data.ptr, scratch.data.ptr, B * H, T, k.shape[2], D, bool(causal),
+                             float(scale), code, _stream())
+    return dq, dk, dv
 
 
 # ----------------------------------------------------------------------------------------------
-# RoPE: no kernel yet
+# RoPE: (..., T, D) tensors, cos and sin (T, D/2)
+
+
+def _rope(name, x, cos, sin, backward):
+    code = _code("rope", x, cos, sin)
+    T, D = x.shape[-2:]
+    if code is None or cos.shape != (T, D // 2) or sin.shape != cos.shape or D % 2:
+        return getattr(_fallback, name)(x, cos, sin)
+    x, cos, sin = _c(x), _c(cos), _c(sin)
+    y = _empty(x.shape, x.dtype)
+    _cuda.rope(x.data.ptr, cos.data.ptr, sin.data.ptr, y.data.ptr, x.size // max(D, 1), T, D, backward, code, _stream())
+    return y
 
 
 def rope_forward(x, cos, sin):
-    return _fallback.rope_forward(x, cos, sin)
+    return _rope("rope_forward", x, cos, sin, False)
 
 
 def rope_backward(dy, cos, sin):
-    return _fallback.rope_backward(dy, cos, sin)
+    return _rope("rope_backward", dy, cos, sin, True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,7 +418,10 @@ def embedding_backward(dy, idx, num_embeddings):
     dy2 = _rows(dy)
     N, D = dy2.shape
     # Sorting idx * N + n groups equal indices in the order of n: the sums run in a fixed order.
-    keys = cupy.sort(_c(idx, np.int64).reshape(-1) * N + cupy.arange(N, dtype=np.int64))
+    # CUB's radix sort (cuda/sort.cu) rather than cupy.sort, whose Thrust call waits for the device.
+    unsorted = _c(idx, np.int64).reshape(-1) * N + cupy.arange(N, dtype=np.int64)
+    keys, scratch = cupy.empty_like(unsorted), cupy.empty(_cuda.sort_int64_scratch_bytes(N), np.uint8)
+    _cuda.sort_int64(unsorted.data.ptr, keys.data.ptr, N, scratch.data.ptr, scratch.nbytes, _stream())
     dw = cupy.zeros((num_embeddings, D), dy.dtype)
     _cuda.embedding_backward(dy2.data.ptr, keys.data.ptr, dw.data.ptr, N, D, num_embeddings, code, _stream())
     return dw
@@ -357,6 +439,59 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight
     g = _c(grad)
     _cuda.adamw_update(param.data.ptr, g.data.ptr, exp_avg.data.ptr, exp_avg_sq.data.ptr, param.size, float(lr),
                        float(beta1), float(beta2), float(eps), float(weight_decay), int(step), code, _stream())
+
+
+def _list(name, *lists):
+    """(dtype code, pointer lists, sizes) for a multi-tensor kernel, or None when it can't take them:
+    every tensor C-contiguous, the first list of one dtype (the rest float32)."""
+    code = _code(name, *lists[0])
+    rest_ok = all(a.dtype == F32 for lst in lists[1:] for a in lst)
+    if code is None or not rest_ok or not all(a.flags.c_contiguous for lst in lists for a in lst):
+        return None
+    return code, [[a.data.ptr for a in lst] for lst in lists], [a.size for a in lists[0]]
+
+
+def adamw_update_multi(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
+    """One launch for the whole list. step: a number, or a 0-d float32 device array (a captured step
+    reads its count from there at replay)."""
+    found = _list("adamw_update_multi", grads, params, exp_avgs, exp_avg_sqs)
+    on_device = isinstance(step, cupy.ndarray)
+    if found is None or any(p.shape != g.shape for p, g in zip(params, grads)) or (on_device and step.dtype != F32):
+        for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):  # each on its own kernel or fallback
+            adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
+        return
+    code, (g, p, m, v), sizes = found
+    _cuda.adamw_update_multi(p, g, m, v, sizes, float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
+                             0.0 if on_device else float(step), step.data.ptr if on_device else 0, code, _stream())
+
+
+def grad_norm(grads):
+    found = _list("grad_norm", grads)
+    if found is None:
+        return _fallback.grad_norm(grads)
+    code, (ptrs,), sizes = found
+    scratch, norm = cupy.empty(_cuda.grad_norm_scratch_floats(sizes), F32), _empty((), F32)
+    _cuda.grad_norm(ptrs, sizes, scratch.data.ptr, norm.data.ptr, code, _stream())
+    return norm
+
+
+def clip_grads_(grads, total_norm, max_norm):
+    found = _list("clip_grads", grads)
+    if found is None or total_norm.dtype != F32:
+        return _fallback.clip_grads_(grads, total_norm, max_norm)
+    code, (ptrs,), sizes = found
+    _cuda.clip_grads(ptrs, sizes, total_norm.data.ptr, float(max_norm), code, _stream())
+
+
+CHECK_IDS = os.environ.get("TINYLLM_CUDA_CHECK_IDS") == "1"
+
+
+def check_ids(ids, high, what, ignore_index=None):
+    """Ids on the GPU are checked only when TINYLLM_CUDA_CHECK_IDS=1: reading the verdict makes the
+    host wait for the device, every step (PyTorch checks them inside its kernels instead, with a
+    device-side assert). Unchecked, an id out of range reads a wrapped-around row (CuPy's indexing)."""
+    if CHECK_IDS:
+        reference.check_ids(ids, high, what, ignore_index)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,7 +515,8 @@ def _erf(x):
 
 
 # The reference functions below build NumPy arrays of their own (masks, scatter targets, frompyfunc),
-# so they are restated in CuPy.
+# so they are restated in CuPy. Their products go through this backend's matmul (cuBLASLt), not
+# cupy.matmul: CuPy's cuBLAS calls can't be captured in a CUDA graph.
 
 
 def _gelu_forward(x, approximate="none"):
@@ -398,7 +534,7 @@ def _gelu_backward(dy, x, approximate="none"):
 
 
 def _scores(q, k, causal, scale):
-    s = cupy.matmul(q, cupy.swapaxes(k, -1, -2)) * scale
+    s = matmul(q, k, trans_b=True) * scale
     if causal:
         T, S = q.shape[-2], k.shape[-2]
         s = cupy.where(cupy.arange(S)[None, :] > cupy.arange(T)[:, None] + (S - T), -cupy.inf, s)
@@ -409,16 +545,16 @@ def _attention_forward(q, k, v, causal, scale):
     s = _scores(_up(q), _up(k), causal, scale)
     m = s.max(axis=-1, keepdims=True)
     lse = m + cupy.log(cupy.exp(s - m).sum(axis=-1, keepdims=True))
-    return cupy.matmul(cupy.exp(s - lse), _up(v)).astype(q.dtype), lse[..., 0]
+    return matmul(cupy.exp(s - lse), _up(v)).astype(q.dtype), lse[..., 0]
 
 
 def _attention_backward(do, q, k, v, o, lse, causal, scale):
     do, q32, k32, v32, o = map(_up, (do, q, k, v, o))
     p = cupy.exp(_scores(q32, k32, causal, scale) - lse[..., None])
-    ds = p * (cupy.matmul(do, cupy.swapaxes(v32, -1, -2)) - (do * o).sum(axis=-1, keepdims=True))
-    dq = cupy.matmul(ds, k32) * scale
-    dk = cupy.matmul(cupy.swapaxes(ds, -1, -2), q32) * scale
-    dv = cupy.matmul(cupy.swapaxes(p, -1, -2), do)
+    ds = p * (matmul(do, v32, trans_b=True) - (do * o).sum(axis=-1, keepdims=True))
+    dq = matmul(ds, k32) * scale
+    dk = matmul(ds, q32, trans_a=True) * scale
+    dv = matmul(p, do, trans_a=True)
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
 
 
@@ -448,7 +584,8 @@ _fallback = types.SimpleNamespace(
     **{name: _on_cupy(getattr(reference, name)) for name in (
         "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
         "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
-        "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward")},
+        "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "sum_rows",
+        "grad_norm", "clip_grads_")},
     gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,
     attention_forward=_attention_forward, attention_backward=_attention_backward,
     cross_entropy_backward=_cross_entropy_backward, embedding_backward=_embedding_backward,

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from .. import dtypes
+from .array import array_module
 
 
 def compute_dtype(dtype):
@@ -40,6 +41,26 @@ def matmul(a, b, trans_a=False, trans_b=False):
     if trans_b:
         b = np.swapaxes(b, -1, -2)
     return np.matmul(a, b)
+
+
+def contiguous(x):
+    """x as a C-contiguous array: x itself if it is one, else a copy (of a transposed view, say)."""
+    return np.ascontiguousarray(x)
+
+
+def cast(x, dtype):
+    """x in another dtype, as a new array (autocast's copies of weights and activations)."""
+    return x.astype(dtype, copy=True)
+
+
+def add_bias_(y, bias):
+    """y += bias over the last axis, in place: the bias of a linear layer (y = x W^T + b)."""
+    y += bias
+
+
+def sum_rows(x):
+    """out[c] = sum over the rows n of x[n, c], for x (N, C): the bias gradient of a linear layer."""
+    return x.sum(axis=0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,3 +285,42 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight
     exp_avg_sq += (1.0 - beta2) * grad * grad
     denom = np.sqrt(exp_avg_sq) / math.sqrt(1.0 - beta2**step) + eps
     param -= (lr / (1.0 - beta1**step)) * exp_avg / denom
+
+
+def adamw_update_multi(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
+    """adamw_update on each tensor of the lists, all with the same hyper-parameters and step count
+    (one launch on the GPU). step may be a number or a 0-d array (a count kept on the device)."""
+    for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
+        adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
+
+
+# ----------------------------------------------------------------------------------------------
+# gradient clipping
+
+
+def grad_norm(grads):
+    """sqrt(sum over every element of every gradient of g^2): the global 2-norm, a 0-d float32 array
+    on the gradients' device (summed in float64 here)."""
+    total = sum(np.square(g, dtype=np.float64).sum() for g in grads)
+    return array_module(grads[0]).asarray(np.sqrt(total), dtype=np.float32)
+
+
+def clip_grads_(grads, total_norm, max_norm):
+    """g *= min(1, max_norm / (total_norm + 1e-6)) for every gradient, in place, as
+    torch.nn.utils.clip_grad_norm_ does; total_norm is a 0-d array (it may stay on the device)."""
+    coef = np.minimum(1.0, max_norm / (total_norm.astype(np.float64) + 1e-6))
+    with np.errstate(invalid="ignore"):  # a non-finite norm makes every gradient NaN, as in PyTorch
+        for g in grads:
+            g *= coef.astype(g.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# id checks
+
+
+def check_ids(ids, high, what, ignore_index=None):
+    """Raise IndexError unless every id (but ignore_index) lies in [0, high)."""
+    valid = ids if ignore_index is None else ids[ids != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= high):
+        ignored = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+        raise IndexError(f"{what} must be in [0, {high}){ignored}, got min {valid.min()} and max {valid.max()}")

@@ -259,13 +259,14 @@ class GPT(nn.Module):
         """The number of parameters, a tied weight counted once."""
         return sum(p.numel() for p in self.parameters())
 
-    def configure_optimizers(self, weight_decay, lr, betas):
+    def configure_optimizers(self, weight_decay, lr, betas, capturable=False):
         """AdamW that decays the matrices of the Linear layers only: not norms, biases or embeddings
-        (a tied lm_head is the embedding, so it is not decayed either)."""
+        (a tied lm_head is the embedding, so it is not decayed either). capturable: see AdamW."""
         embeddings = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
         decay = [p for p in self.parameters() if p.ndim >= 2 and id(p) not in embeddings]
         rest = [p for p in self.parameters() if p.ndim < 2 or id(p) in embeddings]
-        return AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)
+        return AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas,
+                     capturable=capturable)
 
     @classmethod
     def from_pretrained(cls, directory, dropout=0.0):

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import amp, dtypes
+from .. import amp, backend, dtypes
 from ..backend.array import array_module, check_same_device, to_device
 from ..ops import activation, attention, dropout as _dropout, elementwise, embedding as _embedding, loss, matmul, norm, rope as _rope, softmax as _softmax
 from ..tensor import Tensor
@@ -103,8 +103,7 @@ def embedding(input, weight):
     ids = _ids(input, weight)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= weight.shape[0]):
-        raise IndexError(f"embedding: ids must be in [0, {weight.shape[0]}), got min {ids.min()} and max {ids.max()}")
+    backend.for_array(ids).check_ids(ids, weight.shape[0], "embedding: ids")
     return _embedding.Embedding.apply(weight, idx=ids)
 
 
@@ -118,9 +117,7 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     targets = _ids(target, input)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class ids, got dtype {targets.dtype}")
-    logits, out_shape = input, targets.shape
-    if input.dtype in (dtypes.float16, dtypes.bfloat16):
-        logits = input.float()  # the loss of low-precision logits is computed and returned in float32
+    logits, out_shape = input, targets.shape  # the loss of low-precision logits is float32 (see ops/loss.py)
     if input.ndim == 1:
         logits = logits.reshape(1, -1)
     elif input.ndim > 2:  # classes on axis 1, as in PyTorch: move them last and flatten the rest
@@ -128,11 +125,8 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
     if logits.shape[0] != targets.size:
         raise ValueError(f"cross_entropy: {logits.shape[0]} rows of logits but {targets.size} targets "
                          f"(input shape {tuple(input.shape)}, target shape {targets.shape})")
-    flat = targets.reshape(-1).astype(np.int64)
-    valid = flat[flat != ignore_index]
-    if valid.size and (valid.min() < 0 or valid.max() >= logits.shape[1]):
-        raise IndexError(f"cross_entropy: targets must be in [0, {logits.shape[1]}) or ignore_index={ignore_index}, "
-                         f"got min {valid.min()} and max {valid.max()}")
+    flat = targets.reshape(-1).astype(np.int64, copy=False)
+    backend.for_array(flat).check_ids(flat, logits.shape[1], "cross_entropy: targets", ignore_index)
     out = loss.CrossEntropy.apply(logits, targets=flat, ignore_index=ignore_index, reduction=reduction)
     return out.reshape(*out_shape) if reduction == "none" else out
 

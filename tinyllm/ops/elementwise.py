@@ -1,6 +1,7 @@
 """Elementwise arithmetic and math functions, with broadcasting undone in every backward."""
 import numpy as np
 
+from .. import backend
 from ..autograd import Function, unbroadcast
 from ..backend.array import device_of, to_device
 
@@ -221,11 +222,11 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
-        return x.astype(dtype, copy=True)
+        return backend.for_array(x).cast(x, dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.astype(ctx.dtype)
+        return backend.for_array(grad).cast(grad, ctx.dtype)
 
 
 class ToDevice(Function):

@@ -9,7 +9,12 @@ from ..backend.array import array_module
 class CrossEntropy(Function):
     """loss_n = logsumexp(z_n) - z_n[t_n] over (N, V) logits z and targets t, reduced by mean (over the
     rows whose target is not ignore_index), sum, or none;
-    dz_n = dloss_n * (softmax(z_n) - onehot(t_n)), zero for ignored rows."""
+    dz_n = dloss_n * (softmax(z_n) - onehot(t_n)), zero for ignored rows.
+
+    The loss is float32 (float64 for float64 logits) whatever the logits' storage: the kernels read
+    bfloat16 logits as they are and accumulate in float32, so no float32 copy of the logits is made."""
+
+    rounds_to_storage_dtype = False
 
     @staticmethod
     def forward(ctx, logits, targets, ignore_index=-100, reduction="mean"):
@@ -21,7 +26,7 @@ class CrossEntropy(Function):
             return losses
         total = losses.sum(dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):  # every row ignored: the mean is nan, as in PyTorch
-            return array_module(logits).asarray(total / count if reduction == "mean" else total, dtype=logits.dtype)
+            return array_module(logits).asarray(total / count if reduction == "mean" else total, dtype=losses.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -31,5 +36,5 @@ class CrossEntropy(Function):
             dlosses = grad
         else:
             scale = grad / np.maximum(count, 1).astype(grad.dtype) if reduction == "mean" else grad
-            dlosses = array_module(logits).zeros(targets.shape, logits.dtype) + scale
+            dlosses = array_module(logits).zeros(targets.shape, lse.dtype) + scale
         return backend.for_array(grad).cross_entropy_backward(dlosses, logits, targets, lse, ignore_index)

@@ -46,9 +46,10 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None):
         ctx.save_for_backward(x, weight)
-        y = backend.for_array(x).matmul(x, weight, trans_b=True)
+        kernels = backend.for_array(x)
+        y = kernels.matmul(x, weight, trans_b=True)
         if bias is not None:
-            y += bias
+            kernels.add_bias_(y, bias)
         return y
 
     @staticmethod
@@ -60,4 +61,4 @@ class Linear(Function):
         dw = kernels.matmul(rows, x.reshape(-1, x.shape[-1]), trans_a=True) if ctx.needs_input_grad[1] else None
         if len(ctx.needs_input_grad) == 2:
             return dx, dw
-        return dx, dw, rows.sum(axis=0) if ctx.needs_input_grad[2] else None
+        return dx, dw, kernels.sum_rows(rows) if ctx.needs_input_grad[2] else None

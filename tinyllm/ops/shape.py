@@ -1,8 +1,15 @@
 """Ops that move, select or combine elements without arithmetic: their backward routes gradients back."""
 import numpy as np
 
-from ..autograd import Function, unbroadcast
+from .. import backend
+from ..autograd import Function, IndexedGrad, unbroadcast
 from ..backend.array import array_module, is_array
+
+
+def _reshape(x, shape):
+    """x with a new shape: a view of a contiguous x, else a contiguous copy by the backend's kernel
+    (transposed gradients of attention land here; CuPy's own copy of them is slow)."""
+    return (x if x.flags.c_contiguous else backend.for_array(x).contiguous(x)).reshape(shape)
 
 
 class Reshape(Function):
@@ -12,13 +19,13 @@ class Reshape(Function):
     def forward(ctx, x, shape):
         ctx.shape = x.shape
         try:
-            return x.reshape(shape)
+            return _reshape(x, shape)
         except ValueError:
             raise ValueError(f"can't reshape a tensor of shape {x.shape} ({x.size} elements) to {shape}") from None
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.reshape(ctx.shape)
+        return _reshape(grad, ctx.shape)
 
 
 class Permute(Function):
@@ -53,6 +60,9 @@ class GetItem(Function):
     """y = x[index] (slices, integers, masks, index arrays);  dx = zeros with dy added at the indexed places.
 
     Integer index arrays can pick one element several times, so their gradient is a scatter-add.
+    backward returns dx as an IndexedGrad (dy and the index): autograd adds it into x's gradient in
+    place, so slicing q, k and v out of one qkv tensor costs one zero-filled gradient, not three
+    plus their sum.
     """
 
     @staticmethod
@@ -65,14 +75,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        xp = array_module(grad)
-        dx = xp.zeros(ctx.shape, ctx.dtype)
-        parts = ctx.index if isinstance(ctx.index, tuple) else (ctx.index,)
-        if any(isinstance(i, list) or (is_array(i) and i.dtype != np.bool_) for i in parts):
-            xp.add.at(dx, ctx.index, grad)
-        else:
-            dx[ctx.index] = grad
-        return dx
+        return IndexedGrad(ctx.index, grad, ctx.shape, ctx.dtype)
 
 
 class Cat(Function):
