@@ -433,14 +433,22 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
         __syncthreads();  // the block's dS^T is complete
 
         // dQ tile += dS K over the block's BN keys; the A fragments of dS (query, key) are sdS's
-        // 8 x 8 matrices transposed on the way (ldmatrix .trans).
+        // 8 x 8 matrices transposed on the way (ldmatrix .trans). A warp's share is only DC / 8
+        // accumulator tiles, so the two halves of the keys go to two sets of accumulators: two
+        // independent chains of mma, each half as long.
         const int qr = (warp % WR) * 16, dc0 = (warp / WR) * DC;
         const uint32_t ds_at = smem_addr(sdS + qr) + lane_offset<E, LDS, false>();
-        uint32_t ds[BN / 16][4];
+        uint32_t ds[2][BN / 32][4];
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) ldmatrix_x4_at<true>(ds[kk], ds_at + kk * 16 * LDS * sizeof(E));
-        float dq[DC / 8][4] = {};
-        mma_ab<E, DC, BN, LD>(dq, ds, smem_addr(sK + dc0));
+        for (int kk = 0; kk < BN / 16; kk++)
+            ldmatrix_x4_at<true>(ds[kk / (BN / 32)][kk % (BN / 32)], ds_at + kk * 16 * LDS * sizeof(E));
+        float dq[DC / 8][4] = {}, dq_hi[DC / 8][4] = {};
+        mma_ab<E, DC, BN / 2, LD>(dq, ds[0], smem_addr(sK + dc0));
+        mma_ab<E, DC, BN / 2, LD>(dq_hi, ds[1], smem_addr(sK + BN / 2 * LD + dc0));
+#pragma unroll
+        for (int dt = 0; dt < DC / 8; dt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) dq[dt][e] += dq_hi[dt][e];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int row = m0 + qr + g + h * 8;
