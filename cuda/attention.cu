@@ -22,14 +22,13 @@
 // Backward (Algorithm 2), three launches:
 //  1. preprocess: delta = rowsum(dO * O) and lse * log2(e), one pass over O and dO, which also
 //     zeroes dQ's float32 accumulator.
-//  2. one block of 8 warps per (128 keys, batch*head), each warp owning 16 keys. K and V stay in
-//     shared memory; the block walks the query tiles (32 or 64 queries, double buffered with
-//     cp.async, from the first tile that sees its keys under the causal mask; the heaviest key blocks
-//     start first) and, with the keys as rows,
-//     computes S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T, dS^T, dK += dS^T Q, all in
-//     registers. dS^T goes to shared memory, where the warps read it back transposed (ldmatrix
-//     .trans) for this tile's share of dQ = dS K, added to the float32 accumulator with vector
-//     atomics (float2 atomicAdd on sm_90, two float ones before).
+//  2. one block of 8 warps per (128 keys, batch*head), each warp owning 16 keys; the heaviest key
+//     blocks start first. K and V stay in shared memory; the block walks the query tiles (32 or 64
+//     queries, double buffered with cp.async, from the first tile that sees its keys under the
+//     causal mask) and, with the keys as rows, computes S^T = K Q^T, P^T, dV += P^T dO,
+//     dP^T = V dO^T, dS^T, dK += dS^T Q, all in registers. dS^T goes to shared memory, where the
+//     warps read it back transposed (ldmatrix .trans) for this tile's share of dQ = dS K, added to
+//     the float32 accumulator with vector atomics (float2 atomicAdd on sm_90, two floats before).
 //  3. dQ = scale * accumulator, rounded to the storage type.
 // Tile sizes and blocks per multiprocessor are chosen by measurement (benchmarks/NOTES-cuda.md).
 #include <cuda_fp16.h>
