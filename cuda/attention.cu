@@ -20,16 +20,15 @@
 // heaviest query blocks start first.
 //
 // Backward (Algorithm 2), three launches:
-//  1. preprocess: delta = rowsum(dO * O) and lse * log2(e), one pass over O and dO; dQ's float32
-//     accumulator is zeroed (a memset).
-//  2. one block of 8 warps per (128 keys, batch*head), each warp owning 16 keys. K and V stay in
-//     shared memory; the block walks the query tiles (32 or 64 queries, double buffered with
-//     cp.async, from the first tile that sees its keys under the causal mask; the heaviest key blocks
-//     start first) and, with the keys as rows,
-//     computes S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T, dS^T, dK += dS^T Q, all in
-//     registers. dS^T goes to shared memory, where the warps read it back transposed (ldmatrix
-//     .trans) for this tile's share of dQ = dS K, added to the float32 accumulator with vector
-//     atomics (float2 atomicAdd on sm_90, two float ones before).
+//  1. preprocess: delta = rowsum(dO * O) and lse * log2(e), one pass over O and dO, which also
+//     zeroes dQ's float32 accumulator.
+//  2. one block of 8 warps per (128 keys, batch*head), each warp owning 16 keys; the heaviest key
+//     blocks start first. K and V stay in shared memory; the block walks the query tiles (32 or 64
+//     queries, double buffered with cp.async, from the first tile that sees its keys under the
+//     causal mask) and, with the keys as rows, computes S^T = K Q^T, P^T, dV += P^T dO,
+//     dP^T = V dO^T, dS^T, dK += dS^T Q, all in registers. dS^T goes to shared memory, where the
+//     warps read it back transposed (ldmatrix .trans) for this tile's share of dQ = dS K, added to
+//     the float32 accumulator with vector atomics (float2 atomicAdd on sm_90, two floats before).
 //  3. dQ = scale * accumulator, rounded to the storage type.
 // Tile sizes and blocks per multiprocessor are chosen by measurement (benchmarks/NOTES-cuda.md).
 #include <cuda_fp16.h>
@@ -97,13 +96,35 @@ __device__ __forceinline__ void atomic_add2(float* p, float a, float b) {
 }
 
 // ---- warp-level products on a strip of 16 rows: the three shapes every kernel below is made of ------
-// (lane roles: j = lane / 8 names the 8 x 8 matrix whose row r = lane % 8 the lane addresses.)
+// Shared-memory operands are passed as 32-bit shared-space byte addresses of row 0, rows of LD
+// elements: each ldmatrix is then one register (the lane's offset, computed once) plus a
+// compile-time constant, with no 64-bit pointer arithmetic per load. Lane roles: j = lane / 8 names
+// the 8 x 8 matrix whose row r = lane % 8 the lane addresses.
 
-// A fragments (16 x K) of 16 rows of shared memory, K contiguous in each row of ld elements.
-template <int K, typename E> __device__ __forceinline__ void load_a(uint32_t (&a)[K / 16][4], const E* s, int ld) {
+template <bool TRANS> __device__ __forceinline__ void ldmatrix_x4_at(uint32_t (&f)[4], uint32_t addr) {
+    if (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(f[0]), "=r"(f[1]), "=r"(f[2]), "=r"(f[3])
+                     : "r"(addr));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(f[0]), "=r"(f[1]), "=r"(f[2]), "=r"(f[3])
+                     : "r"(addr));
+}
+
+// The lane's byte offset in a 16 x 16 block of rows of LD elements: matrices ordered (rows 0-7,
+// cols 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15) when ROW_FIRST, else (0-7, 0-7), (0-7, 8-15), ...
+template <typename E, int LD, bool ROW_FIRST> __device__ __forceinline__ uint32_t lane_offset() {
     const int j = threadIdx.x % 32 / 8, r = threadIdx.x % 8;
+    const int row = (ROW_FIRST ? j % 2 : j / 2) * 8 + r, col = (ROW_FIRST ? j / 2 : j % 2) * 8;
+    return (row * LD + col) * sizeof(E);
+}
+
+// A fragments (16 x K) of 16 rows of shared memory, K contiguous.
+template <typename E, int K, int LD> __device__ __forceinline__ void load_a(uint32_t (&a)[K / 16][4], uint32_t s) {
+    const uint32_t at = s + lane_offset<E, LD, true>();
 #pragma unroll
-    for (int kk = 0; kk < K / 16; kk++) ldmatrix_x4<false>(a[kk], s + ((j % 2) * 8 + r) * ld + kk * 16 + (j / 2) * 8);
+    for (int kk = 0; kk < K / 16; kk++) ldmatrix_x4_at<false>(a[kk], at + kk * 16 * sizeof(E));
 }
 
 // The A fragment of columns 16kk..16kk+15 of an A operand held either as fragments, or as float
@@ -119,41 +140,41 @@ template <typename E, int K> __device__ __forceinline__ void a_frag(uint32_t (&f
 }
 
 // acc (16 x N) += A B^T, B = N rows of shared memory (K contiguous, as A's): Q K^T, K Q^T, V dO^T.
-template <typename E, int N, int K>
-__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const uint32_t (&a)[K / 16][4], const E* b, int ld) {
-    const int j = threadIdx.x % 32 / 8, r = threadIdx.x % 8;
+template <typename E, int N, int K, int LD>
+__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const uint32_t (&a)[K / 16][4], uint32_t b) {
+    const uint32_t at = b + lane_offset<E, LD, false>();  // rows of B are the "col" operand's columns
 #pragma unroll
     for (int kk = 0; kk < K / 16; kk++)
 #pragma unroll
         for (int ni = 0; ni < N / 16; ni++) {
-            uint32_t f[4];  // rows of B are the columns of the "col" operand: no transpose
-            ldmatrix_x4<false>(f, b + (ni * 16 + (j / 2) * 8 + r) * ld + kk * 16 + (j % 2) * 8);
+            uint32_t f[4];
+            ldmatrix_x4_at<false>(f, at + (ni * 16 * LD + kk * 16) * sizeof(E));
             mma<E>(acc[2 * ni], a[kk], f[0], f[1]);
             mma<E>(acc[2 * ni + 1], a[kk], f[2], f[3]);
         }
 }
 
-// The same with A = 16 rows of shared memory (K contiguous, ld as B's).
-template <typename E, int N, int K>
-__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], const E* a, const E* b, int ld) {
+// The same with A = 16 rows of shared memory at address a.
+template <typename E, int N, int K, int LD>
+__device__ __forceinline__ void mma_abt(float (&acc)[N / 8][4], uint32_t a, uint32_t b) {
     uint32_t af[K / 16][4];
-    load_a<K>(af, a, ld);
-    mma_abt<E, N, K>(acc, af, b, ld);
+    load_a<E, K, LD>(af, a);
+    mma_abt<E, N, K, LD>(acc, af, b);
 }
 
 // acc (16 x N) += A B, B = K rows of shared memory (N contiguous): P V, P^T dO, dS^T Q, dS K. A is
 // fragments or float accumulator tiles (see a_frag).
-template <typename E, int N, int K, typename A>
-__device__ __forceinline__ void mma_ab(float (&acc)[N / 8][4], const A& a, const E* b, int ld) {
-    const int j = threadIdx.x % 32 / 8, r = threadIdx.x % 8;
+template <typename E, int N, int K, int LD, typename A>
+__device__ __forceinline__ void mma_ab(float (&acc)[N / 8][4], const A& a, uint32_t b) {
+    const uint32_t at = b + lane_offset<E, LD, true>();  // the "col" operand wants B transposed
 #pragma unroll
     for (int kk = 0; kk < K / 16; kk++) {
         uint32_t af[4];
         a_frag<E, K>(af, a, kk);
 #pragma unroll
         for (int dn = 0; dn < N / 16; dn++) {
-            uint32_t f[4];  // the "col" operand wants B transposed
-            ldmatrix_x4<true>(f, b + (kk * 16 + (j % 2) * 8 + r) * ld + dn * 16 + (j / 2) * 8);
+            uint32_t f[4];
+            ldmatrix_x4_at<true>(f, at + (kk * 16 * LD + dn * 16) * sizeof(E));
             mma<E>(acc[2 * dn], af, f[0], f[1]);
             mma<E>(acc[2 * dn + 1], af, f[2], f[3]);
         }
@@ -196,14 +217,13 @@ __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forwar
     cp_async_wait<1>();
     __syncthreads();
     uint32_t qf[D / 16][4];
-    load_a<D>(qf, sQ + warp * 16 * LD, LD);
+    load_a<E, D, LD>(qf, smem_addr(sQ + warp * 16 * LD));
 
     const float sl2 = scale * kLog2e;  // scores are kept unscaled; exp(x * scale) = exp2(x * sl2)
     float acc[D / 8][4] = {}, row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
     for (int t = 0; t < tiles; t++) {
         const int n0 = t * BN;
-        const E* cK = sK + (t % 2) * BN * LD;
-        const E* cV = sV + (t % 2) * BN * LD;
+        const uint32_t cK = smem_addr(sK + (t % 2) * BN * LD), cV = smem_addr(sV + (t % 2) * BN * LD);
         cp_async_wait<0>();
         __syncthreads();  // tile t has landed, and every warp is done with tile t - 1's buffers
         if (t + 1 < tiles) {
@@ -214,7 +234,7 @@ __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forwar
         if (causal && n0 > row0 + 15 + shift) continue;  // every row of this warp precedes the tile
 
         float s[BN / 8][4] = {};  // this warp's 16 x BN scores
-        mma_abt<E, BN, D>(s, qf, cK, LD);
+        mma_abt<E, BN, D, LD>(s, qf, cK);
 
         // Tiles across the end of the keys or the causal diagonal: hidden scores become -inf. (A
         // separate, warp-uniform branch: the other tiles run no index arithmetic.)
@@ -251,7 +271,7 @@ __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forwar
             for (int dt = 0; dt < D / 8; dt++) acc[dt][2 * h] *= corr, acc[dt][2 * h + 1] *= corr;
         }
 
-        mma_ab<E, D, BN>(acc, s, cV, LD);  // O += P V
+        mma_ab<E, D, BN, LD>(acc, s, cV);  // O += P V
     }
 
 #pragma unroll
@@ -280,26 +300,42 @@ constexpr int kBwdBN = 128;
 template <int D> constexpr int kBwdBM = D == 64 ? 32 : 64;
 template <int D> constexpr int kBwdBlocksPerSM = D == 64 ? 2 : 1;
 
-// delta = rowsum(dO * O) and lse2 = lse * log2(e), one row per D / 8 threads, 16 bytes each.
+// delta = rowsum(dO * O), lse2 = lse * log2(e), and dQ's accumulator zeroed: D / 8 threads a row,
+// 16 bytes each, kPreRows rows per thread group so that their loads are in flight together.
+constexpr int kPreRows = 4;
+
 template <typename E, int D>
 __global__ void attention_backward_preprocess_kernel(const E* __restrict__ dout, const E* __restrict__ o,
                                                      const float* __restrict__ lse, float* __restrict__ delta,
-                                                     float* __restrict__ lse2, int64_t rows) {
+                                                     float* __restrict__ lse2, float* __restrict__ dq_acc,
+                                                     int64_t rows) {
     constexpr int L = D / 8;  // threads per row
-    const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / L;
+    const int64_t row0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / L * kPreRows;
     const int c = threadIdx.x % L * 8;
-    float sum = 0.0f;
-    if (row < rows) {
-        const uint4 a = *reinterpret_cast<const uint4*>(dout + row * D + c);
-        const uint4 b = *reinterpret_cast<const uint4*>(o + row * D + c);
-        const E* x = reinterpret_cast<const E*>(&a);
-        const E* y = reinterpret_cast<const E*>(&b);
+    uint4 a[kPreRows], b[kPreRows];
 #pragma unroll
-        for (int i = 0; i < 8; i++) sum += float(x[i]) * float(y[i]);
+    for (int i = 0; i < kPreRows; i++)
+        if (row0 + i < rows) {
+            a[i] = *reinterpret_cast<const uint4*>(dout + (row0 + i) * D + c);
+            b[i] = *reinterpret_cast<const uint4*>(o + (row0 + i) * D + c);
+        }
+#pragma unroll
+    for (int i = 0; i < kPreRows; i++) {
+        const int64_t row = row0 + i;
+        float sum = 0.0f;
+        if (row < rows) {
+            const E* x = reinterpret_cast<const E*>(&a[i]);
+            const E* y = reinterpret_cast<const E*>(&b[i]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) sum += float(x[e]) * float(y[e]);
+            const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            reinterpret_cast<float4*>(dq_acc + row * D + c)[0] = zero;
+            reinterpret_cast<float4*>(dq_acc + row * D + c)[1] = zero;
+        }
+#pragma unroll
+        for (int off = L / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (row < rows && c == 0) delta[row] = sum, lse2[row] = lse[row] * kLog2e;
     }
-#pragma unroll
-    for (int off = L / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (row < rows && c == 0) delta[row] = sum, lse2[row] = lse[row] * kLog2e;
 }
 
 template <typename E, int D>
@@ -322,7 +358,7 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
     q += bh * T * D, dout += bh * T * D, dq_acc += bh * T * D, lse2 += bh * T, delta += bh * T;
     k += bh * S * D, v += bh * S * D, dk += bh * S * D, dv += bh * S * D;
     const int n0 = blockIdx.y * BN, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int g = lane / 4, qd = lane % 4, j = lane / 8, r = lane % 8;
+    const int g = lane / 4, qd = lane % 4;
     const int shift = S - T, key0 = n0 + warp * 16;  // this warp's first key
     // Under the causal mask query i sees key n0 from i = n0 - shift on: start at that query's tile.
     const int m_begin = causal ? max(0, n0 - shift) / BM * BM : 0;
@@ -344,8 +380,7 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
     float dk_acc[D / 8][4] = {}, dv_acc[D / 8][4] = {};
     for (int t = 0; t < tiles; t++) {
         const int m0 = m_begin + t * BM;
-        const E* cQ = sQ + (t % 2) * BM * LD;
-        const E* cdO = sdO + (t % 2) * BM * LD;
+        const uint32_t cQ = smem_addr(sQ + (t % 2) * BM * LD), cdO = smem_addr(sdO + (t % 2) * BM * LD);
         const float* cL = sL + (t % 2) * BM;
         const float* cDelta = sDelta + (t % 2) * BM;
         cp_async_wait<0>();
@@ -354,7 +389,7 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
 
         // S^T = K Q^T: this warp's 16 keys as rows, the tile's BM queries as columns.
         float s[BM / 8][4] = {};
-        mma_abt<E, BM, D>(s, sK + warp * 16 * LD, cQ, LD);
+        mma_abt<E, BM, D, LD>(s, smem_addr(sK + warp * 16 * LD), cQ);
         // P^T = exp2(S^T * scale * log2(e) - lse2); hidden (key, query) pairs and padding get 0 (a
         // separate, warp-uniform branch for the tiles that have any).
 #pragma unroll
@@ -372,12 +407,12 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
                     if (key >= S || query >= T || (causal && key > query + shift)) s[nt][e] = 0.0f;
                 }
         }
-        mma_ab<E, D, BM>(dv_acc, s, cdO, LD);  // dV += P^T dO
+        mma_ab<E, D, BM, LD>(dv_acc, s, cdO);  // dV += P^T dO
 
         // dP^T = V dO^T, then dS^T = P^T * (dP^T - delta), in place of P^T.
         {
             float dp[BM / 8][4] = {};
-            mma_abt<E, BM, D>(dp, sV + warp * 16 * LD, cdO, LD);
+            mma_abt<E, BM, D, LD>(dp, smem_addr(sV + warp * 16 * LD), cdO);
 #pragma unroll
             for (int nt = 0; nt < BM / 8; nt++) {
                 const float2 d = *reinterpret_cast<const float2*>(cDelta + nt * 8 + 2 * qd);
@@ -385,7 +420,7 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
                 for (int e = 0; e < 4; e++) s[nt][e] *= dp[nt][e] - (e % 2 ? d.y : d.x);
             }
         }
-        mma_ab<E, D, BM>(dk_acc, s, cQ, LD);  // dK += dS^T Q
+        mma_ab<E, D, BM, LD>(dk_acc, s, cQ);  // dK += dS^T Q
 
         // dS^T to shared memory (rounded as dK saw it), where dQ = dS K reads it transposed.
 #pragma unroll
@@ -397,14 +432,22 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
         __syncthreads();  // the block's dS^T is complete
 
         // dQ tile += dS K over the block's BN keys; the A fragments of dS (query, key) are sdS's
-        // 8 x 8 matrices transposed on the way (ldmatrix .trans).
+        // 8 x 8 matrices transposed on the way (ldmatrix .trans). A warp's share is only DC / 8
+        // accumulator tiles, so the two halves of the keys go to two sets of accumulators: two
+        // independent chains of mma, each half as long.
         const int qr = (warp % WR) * 16, dc0 = (warp / WR) * DC;
-        uint32_t ds[BN / 16][4];
+        const uint32_t ds_at = smem_addr(sdS + qr) + lane_offset<E, LDS, false>();
+        uint32_t ds[2][BN / 32][4];
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++)
-            ldmatrix_x4<true>(ds[kk], sdS + (kk * 16 + (j / 2) * 8 + r) * LDS + qr + (j % 2) * 8);
-        float dq[DC / 8][4] = {};
-        mma_ab<E, DC, BN>(dq, ds, sK + dc0, LD);
+            ldmatrix_x4_at<true>(ds[kk / (BN / 32)][kk % (BN / 32)], ds_at + kk * 16 * LDS * sizeof(E));
+        float dq[DC / 8][4] = {}, dq_hi[DC / 8][4] = {};
+        mma_ab<E, DC, BN / 2, LD>(dq, ds[0], smem_addr(sK + dc0));
+        mma_ab<E, DC, BN / 2, LD>(dq_hi, ds[1], smem_addr(sK + BN / 2 * LD + dc0));
+#pragma unroll
+        for (int dt = 0; dt < DC / 8; dt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) dq[dt][e] += dq_hi[dt][e];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int row = m0 + qr + g + h * 8;
@@ -458,9 +501,8 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
     float* dq_acc = reinterpret_cast<float*>(a.scratch);
     float* delta = dq_acc + rows * D;
     float* lse2 = delta + rows;
-    CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, rows * D * sizeof(float), st));
-    attention_backward_preprocess_kernel<E, D><<<ceil_div(rows * (D / 8), 256), 256, 0, st>>>(
-        (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, rows);
+    attention_backward_preprocess_kernel<E, D><<<ceil_div(ceil_div(rows, kPreRows) * (D / 8), 256), 256, 0, st>>>(
+        (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, dq_acc, rows);
     CUDA_CHECK_LAUNCH();
 
     auto kernel = attention_backward_kernel<E, D>;

@@ -6,9 +6,9 @@ inputs C-contiguous, allocates the outputs with CuPy (so memory comes from CuPy'
 the kernel with plain device pointers and CuPy's current stream, so the work is ordered with CuPy's
 and is captured by a CUDA graph like any other launch on that stream.
 
-Dtypes: the kernels store float32 or bfloat16 and compute in float32. Outputs have the input's
-dtype, except the statistics a backward pass needs (layernorm's mean and rstd, cross-entropy's
-losses and lse), which are float32 whatever the storage. AdamW keeps float32 parameters and state;
+Dtypes: the kernels store float32 or bfloat16 (attention float16 too) and compute in float32.
+Outputs have the input's dtype, except the statistics a backward pass needs (layernorm's mean and
+rstd, cross-entropy's losses and lse, attention's lse), which are float32 whatever the storage. AdamW keeps float32 parameters and state;
 its gradient may be bfloat16. Anything else (float64, mixed dtypes, a kernel we have not written
 yet) runs the explicit CuPy fallback at the end of this file, and `native_kernels()` tells which
 kernels run compiled.
