@@ -30,11 +30,18 @@
 //     warps read it back transposed (ldmatrix .trans) for this tile's share of dQ = dS K, added to
 //     the float32 accumulator with vector atomics (float2 atomicAdd on sm_90, two floats before).
 //  3. dQ = scale * accumulator, rounded to the storage type.
+// On sm_90a (H100, H200) step 2 runs attention_backward_wgmma_kernel instead: the same algorithm with
+// the products on wgmma (see its comment); mma.sync stays the sm_80 path (TINYLLM_CUDA_MMA_SYNC=1
+// forces it on Hopper too).
 // Tile sizes and blocks per multiprocessor are chosen by measurement (benchmarks/NOTES-cuda.md).
 #include <cuda_fp16.h>
 
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
 #include "attention.cuh"
-#include "mma.cuh"
+#include "hopper.cuh"
 
 namespace tinyllm::cuda {
 namespace {
@@ -471,6 +478,216 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
     }
 }
 
+// ---- backward on wgmma (sm_90a: H100, H200) --------------------------------------------------------
+// The same algorithm as attention_backward_kernel, on Hopper's warpgroup-wide tensor-core instruction.
+// One block of 2 warpgroups (8 warps) per (128 keys, batch*head); warpgroup w owns keys 64w..64w+63
+// (wgmma's M = 64 rows: the keys), and the block walks the query tiles 64 at a time:
+//   S^T = K Q^T and dP^T = V dO^T   wgmma m64n64k16, K and Q (V and dO) both from shared memory
+//   P^T, dS^T                       in registers, as in the mma.sync kernel
+//   dV += P^T dO, dK += dS^T Q      wgmma m64nDk16 with A (P^T, dS^T) from registers, B (dO, Q)
+//                                   read from the same tiles as above, now MN-major (transposed)
+//   dQ += dS K                      dS^T to shared memory; warpgroup w computes dQ's columns
+//                                   wD/2..wD/2+D/2-1 over all 128 keys (A = dS^T MN-major, B = K
+//                                   MN-major) and adds them to the float32 accumulator (float2 atomics)
+// Every tile (K, V: 128 rows; Q, dO: 64 rows; dS^T: 128 keys x 64 queries) is stored in the
+// 128-byte-swizzle layout: D / 64 chunks of rows x 128 bytes, 16-byte unit u of row r at unit
+// u ^ (r % 8), so one copy serves as a K-major operand (walk K by moving 32 bytes) and as an
+// MN-major one (walk K by 16 rows = 2 KB). cp.async writes them (double-buffered Q, dO, lse, delta),
+// as in the mma.sync kernel; a proxy fence makes the copies and dS^T visible to wgmma.
+constexpr int kWgBN = 128, kWgBM = 64;
+template <int D> constexpr int kWgSmem = 1024 /* alignment */ + 2 * kWgBN * D * 2 + 4 * kWgBM * D * 2 + kWgBN * kWgBM * 2 +
+                                         4 * kWgBM * sizeof(float);
+
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+__device__ int attention_wgmma_compiled = 1;  // which cubin the driver loaded: read by attention_backward_uses_wgmma()
+
+// Byte offset of 16-byte unit u (elements 8u..8u+7) of row r in a 128-byte-swizzled tile of R rows.
+template <int R> __device__ __forceinline__ uint32_t swizzled(int r, int u) {
+    return (u / 8) * (R * 128) + r * 128 + (((u % 8) ^ (r % 8)) << 4);
+}
+
+// An R x D tile from rows row0.. of a (rows, D) matrix into the swizzled layout; rows past the end are 0.
+template <int R, int D, typename E> __device__ __forceinline__ void copy_tile_swizzled(unsigned char* s, const E* g, int row0, int rows) {
+    constexpr int U = D / 8;
+#pragma unroll
+    for (int i = threadIdx.x; i < R * U; i += kThreads) {
+        const int r = i / U, u = i % U;
+        const bool valid = row0 + r < rows;
+        cp_async16(s + swizzled<R>(r, u), valid ? g + int64_t(row0 + r) * D + u * 8 : g, valid);
+    }
+}
+
+// The mma A fragment (16 x 16) of columns 16kk.. of a 64 x 64 accumulator tile, rounded to E.
+template <typename E> __device__ __forceinline__ void acc_to_a(uint32_t (&f)[4], const float (&c)[32], int kk) {
+    f[0] = pack2<E>(c[8 * kk], c[8 * kk + 1]), f[1] = pack2<E>(c[8 * kk + 2], c[8 * kk + 3]);
+    f[2] = pack2<E>(c[8 * kk + 4], c[8 * kk + 5]), f[3] = pack2<E>(c[8 * kk + 6], c[8 * kk + 7]);
+}
+#else
+__device__ int attention_wgmma_compiled = 0;
+#endif
+
+template <typename E, int D>
+__global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
+    const E* __restrict__ q, const E* __restrict__ k, const E* __restrict__ v, const E* __restrict__ dout,
+    const float* __restrict__ lse2, const float* __restrict__ delta, float* __restrict__ dq_acc, E* __restrict__ dk,
+    E* __restrict__ dv, int T, int S, bool causal, float scale) {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    constexpr int BN = kWgBN, BM = kWgBM, KV = BN * D * 2, QB = BM * D * 2;  // tile bytes
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char* sK = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    unsigned char* sV = sK + KV;
+    unsigned char* sQ = sV + KV;      // two buffers
+    unsigned char* sdO = sQ + 2 * QB;  // two buffers
+    unsigned char* sdS = sdO + 2 * QB;  // dS^T: BN keys x BM queries
+    float* sL = reinterpret_cast<float*>(sdS + BN * BM * 2);  // lse2, two buffers of BM
+    float* sDelta = sL + 2 * BM;                               // delta, two buffers of BM
+    const int64_t bh = blockIdx.x;
+    q += bh * T * D, dout += bh * T * D, dq_acc += bh * T * D, lse2 += bh * T, delta += bh * T;
+    k += bh * S * D, v += bh * S * D, dk += bh * S * D, dv += bh * S * D;
+    const int n0 = blockIdx.y * BN, wg = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, qd = lane % 4;
+    const int shift = S - T, key_wg = n0 + 64 * wg, key0 = key_wg + 16 * warp;  // first key of the warpgroup, warp
+    const int m_begin = causal ? max(0, n0 - shift) / BM * BM : 0;
+    const int tiles = (T - m_begin + BM - 1) / BM;
+
+    auto fetch = [&](int t) {  // query tile t into buffer t % 2
+        const int m0 = m_begin + t * BM, b = t % 2;
+        copy_tile_swizzled<BM, D>(sQ + b * QB, q, m0, T);
+        copy_tile_swizzled<BM, D>(sdO + b * QB, dout, m0, T);
+        copy_floats(sL + b * BM, lse2, m0, T, BM);
+        copy_floats(sDelta + b * BM, delta, m0, T, BM);
+        cp_async_commit();
+    };
+    copy_tile_swizzled<BN, D>(sK, k, n0, S);
+    copy_tile_swizzled<BN, D>(sV, v, n0, S);
+    fetch(0);
+
+    // Descriptor addresses: the warpgroup's 64 key rows of K and V (K-major, D / 64 chunks of BN
+    // rows); for dQ, K's columns wg * D / 2.. (MN-major, inside one chunk) and dS^T.
+    const uint32_t aK = smem_addr(sK) + wg * 64 * 128, aV = smem_addr(sV) + wg * 64 * 128;
+    const uint32_t bKq = smem_addr(sK) + (wg * D / 2) / 64 * (BN * 128) + (wg * D / 2) % 64 * 2, aS = smem_addr(sdS);
+    const float sl2 = scale * kLog2e;
+    float dk_acc[D / 2], dv_acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dk_acc[i] = dv_acc[i] = 0.0f;
+    fence_operands(dk_acc), fence_operands(dv_acc);
+    for (int t = 0; t < tiles; t++) {
+        const int m0 = m_begin + t * BM;
+        const uint32_t cQ = smem_addr(sQ + (t % 2) * QB), cdO = smem_addr(sdO + (t % 2) * QB);
+        const float* cL = sL + (t % 2) * BM;
+        const float* cDelta = sDelta + (t % 2) * BM;
+        cp_async_wait<0>();
+        fence_proxy_async();  // this thread's copies, visible to wgmma
+        __syncthreads();      // tile t has landed; every warp is done with tile t - 1 (buffers, dS^T)
+        if (t + 1 < tiles) fetch(t + 1);
+
+        uint32_t da[4][4];  // dS^T as 4 A fragments of 16 queries
+        // Under the causal mask a warpgroup whose first key follows the tile's last query has P = 0.
+        if (!(causal && key_wg > m0 + BM - 1 + shift)) {
+            float s[32], dp[32];
+#pragma unroll
+            for (int i = 0; i < 32; i++) s[i] = dp[i] = 0.0f;
+            fence_operands(s), fence_operands(dp);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const uint32_t off = kk / 4 * (BN * 128) + kk % 4 * 32, qoff = kk / 4 * (BM * 128) + kk % 4 * 32;
+                wgmma_ss<E, 0, 0>(s, smem_desc(aK + off, 16), smem_desc(cQ + qoff, 16));
+            }
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                const uint32_t off = kk / 4 * (BN * 128) + kk % 4 * 32, qoff = kk / 4 * (BM * 128) + kk % 4 * 32;
+                wgmma_ss<E, 0, 0>(dp, smem_desc(aV + off, 16), smem_desc(cdO + qoff, 16));
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_operands(s), fence_operands(dp);
+            // P^T = exp2(S^T * scale * log2(e) - lse2): row 16 warp + g + 8h (key), column 8j + 2qd + i (query).
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float2 l = *reinterpret_cast<const float2*>(cL + 8 * j + 2 * qd);
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[4 * j + e] = exp2_approx(fmaf(s[4 * j + e], sl2, -(e % 2 ? l.y : l.x)));
+            }
+            if (key0 + 16 > S || m0 + BM > T || (causal && key0 + 15 > m0 + shift)) {
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int key = key0 + g + (e / 2) * 8, query = m0 + 8 * j + 2 * qd + e % 2;
+                        if (key >= S || query >= T || (causal && key > query + shift)) s[4 * j + e] = 0.0f;
+                    }
+            }
+            // dS^T = P^T * (dP^T - delta), in place of dP^T.
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float2 d = *reinterpret_cast<const float2*>(cDelta + 8 * j + 2 * qd);
+#pragma unroll
+                for (int e = 0; e < 4; e++) dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e % 2 ? d.y : d.x));
+            }
+            uint32_t pa[4][4];
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) acc_to_a<E>(pa[kk], s, kk), acc_to_a<E>(da[kk], dp, kk);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) wgmma_rs<E, 1>(dv_acc, pa[kk], smem_desc(cdO + kk * 16 * 128, BM * 128));
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) wgmma_rs<E, 1>(dk_acc, da[kk], smem_desc(cQ + kk * 16 * 128, BM * 128));
+            wgmma_commit();
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) da[kk][0] = da[kk][1] = da[kk][2] = da[kk][3] = 0u;
+        }
+        // dS^T to shared memory: fragment kk holds rows g, g + 8 at columns 16kk + 2qd (units 2kk) and
+        // 16kk + 8 + 2qd (unit 2kk + 1).
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int r = 64 * wg + 16 * warp + g + 8 * h;
+                *reinterpret_cast<uint32_t*>(sdS + swizzled<BN>(r, 2 * kk) + 4 * qd) = da[kk][h];
+                *reinterpret_cast<uint32_t*>(sdS + swizzled<BN>(r, 2 * kk + 1) + 4 * qd) = da[kk][2 + h];
+            }
+        fence_proxy_async();
+        __syncthreads();  // the block's dS^T is complete
+
+        // dQ (64 queries x this warpgroup's D / 2 columns) = dS K over the block's 128 keys.
+        float dq[D / 4];
+#pragma unroll
+        for (int i = 0; i < D / 4; i++) dq[i] = 0.0f;
+        fence_operands(dq);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            wgmma_ss<E, 1, 1>(dq, smem_desc(aS + kk * 16 * 128, BN * 128), smem_desc(bKq + kk * 16 * 128, BN * 128));
+        wgmma_commit();
+        wgmma_wait<0>();  // (dV's and dK's too)
+        fence_operands(dq), fence_operands(dk_acc), fence_operands(dv_acc);
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int row = m0 + 16 * warp + g + 8 * h;
+            if (row >= T) continue;
+#pragma unroll
+            for (int j = 0; j < D / 16; j++)
+                atomic_add2(dq_acc + int64_t(row) * D + wg * D / 2 + 8 * j + 2 * qd, dq[4 * j + 2 * h], dq[4 * j + 2 * h + 1]);
+        }
+    }
+    cp_async_wait<0>();  // (a block with no query tile still has its copies in flight)
+
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int key = key0 + g + h * 8;
+        if (key >= S) continue;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++) {
+            const int64_t at = int64_t(key) * D + 8 * j + 2 * qd;
+            *reinterpret_cast<uint32_t*>(dk + at) = pack2<E>(dk_acc[4 * j + 2 * h] * scale, dk_acc[4 * j + 2 * h + 1] * scale);
+            *reinterpret_cast<uint32_t*>(dv + at) = pack2<E>(dv_acc[4 * j + 2 * h], dv_acc[4 * j + 2 * h + 1]);
+        }
+    }
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+}
+
 // dq = scale * dq_acc in the storage type, 8 elements per thread.
 template <typename E>
 __global__ void attention_dq_convert_kernel(const float* __restrict__ acc, E* __restrict__ dq, float scale, int64_t n8) {
@@ -505,6 +722,14 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
         (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, dq_acc, rows);
     CUDA_CHECK_LAUNCH();
 
+    if (attention_backward_uses_wgmma()) {
+        auto kernel = attention_backward_wgmma_kernel<E, D>;
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSmem<D>));
+        kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kWgBN)), kThreads, kWgSmem<D>, st>>>(
+            (const E*)a.q, (const E*)a.k, (const E*)a.v, (const E*)a.dout, lse2, delta, dq_acc, (E*)a.dk, (E*)a.dv,
+            a.T, a.S, a.causal, a.scale);
+        CUDA_CHECK_LAUNCH();
+    } else {
     auto kernel = attention_backward_kernel<E, D>;
     constexpr int BM = kBwdBM<D>;
     constexpr int smem = (2 * kBwdBN + 4 * BM) * (D + kPad) * sizeof(E) + kBwdBN * (BM + kPad) * sizeof(E) +
@@ -514,6 +739,7 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
         (const E*)a.q, (const E*)a.k, (const E*)a.v, (const E*)a.dout, lse2, delta, dq_acc, (E*)a.dk, (E*)a.dv, a.T,
         a.S, a.causal, a.scale);
     CUDA_CHECK_LAUNCH();
+    }
 
     const int64_t n8 = rows * D / 8;
     attention_dq_convert_kernel<E><<<ceil_div(n8, 256), 256, 0, st>>>(dq_acc, (E*)a.dq, a.scale, n8);
@@ -545,6 +771,20 @@ void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintp
     if (BH == 0 || T == 0) return;
     if (dt == DType::f32) return attention_forward_f32(a, as_stream(stream));
     dispatch_half<Forward>(a, as_stream(stream));
+}
+
+// The backward's main kernel on the current device: wgmma where it runs, else mma.sync; the
+// environment variable TINYLLM_CUDA_MMA_SYNC=1 forces mma.sync (to compare the two).
+bool attention_backward_uses_wgmma() {
+    static std::mutex lock;
+    static std::map<int, bool> known;  // per device
+    const char* env = std::getenv("TINYLLM_CUDA_MMA_SYNC");
+    if (env && env[0] == '1') return false;
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = known.find(dev);
+    return it != known.end() ? it->second : known[dev] = sm90a_cubin_runs(dev, &attention_wgmma_compiled);
 }
 
 int64_t attention_backward_scratch_floats(int64_t BH, int T, int D) { return BH * T * (D + 2); }

@@ -1,21 +1,49 @@
 #!/bin/bash
-# Attention on the GPU machine: build tinyllm._cuda in place, run the attention tests (against the
-# float64 reference and against PyTorch SDPA), then the attention rows of the CUDA benchmark (ours
-# and SDPA in one process); logs go to $OUT (or /tmp). Usage: cuda/dev_run_attention.sh [reps, default 30]
+# Attention on the GPU machine: build tinyllm._cuda in place, a quick error check of each backward
+# kernel (wgmma and mma.sync), the attention rows of the CUDA benchmark (ours and SDPA in one process;
+# once as built, once with TINYLLM_CUDA_MMA_SYNC=1), the attention tests (against the float64
+# reference and against PyTorch SDPA), then a kernel profile; logs go to $OUT (or /tmp).
+# Usage: cuda/dev_run_attention.sh [reps, default 30]
 set -o pipefail
 OUT=${OUT:-/tmp}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv,noheader | tee $OUT/gpu.txt
 start=$(date +%s)
-TINYLLM_CUDA_ARCHS=${TINYLLM_CUDA_ARCHS:-90} TINYLLM_BUILD_JOBS=16 python3 setup.py build_ext --inplace --force > $OUT/build.log 2>&1
+TINYLLM_CUDA_ARCHS=${TINYLLM_CUDA_ARCHS:-90} TINYLLM_BUILD_JOBS=16 NVCC_APPEND_FLAGS="--threads 0" \
+    python3 setup.py build_ext --inplace --force > $OUT/build.log 2>&1
 rc=$?; echo "build: $(( $(date +%s) - start )) s, rc $rc"; grep -E "tinyllm:|error" $OUT/build.log | head -30
 python3 -c "import tinyllm._cuda" || exit 1
-timeout 300 python3 -m pytest -q --tb=short -m cuda -k attention tests/test_cuda_kernels.py tests/test_cuda_torch.py \
-    -p no:cacheprovider 2>&1 | tee $OUT/tests.log | tail -30
-timeout 200 python3 benchmarks/kernels_cuda.py --only attention --reps ${1:-30} 2>&1 | tee $OUT/bench.log
+# Largest error of dq, dk, dv (relative to the largest reference value) at a few small shapes, per kernel.
+timeout 60 python3 - <<'PY' 2>&1 | tee $OUT/check.log
+import os
+import cupy
+import numpy as np
+from tinyllm import dtypes
+from tinyllm.backend import cuda, reference
+
+print("backward on wgmma:", cuda._cuda.attention_backward_uses_wgmma())
+f64 = lambda a: cupy.asnumpy(a).astype(np.float64)
+rnd = lambda shape: cupy.random.standard_normal(shape, dtype=np.float32).astype(dtypes.bfloat16)
+for force in ("0", "1"):
+    os.environ["TINYLLM_CUDA_MMA_SYNC"] = force
+    for T, S, D, causal in [(128, 128, 64, False), (128, 128, 64, True), (200, 200, 64, True), (130, 130, 128, True),
+                            (64, 200, 128, False), (1000, 1000, 64, True)]:
+        q, do, k, v = rnd((1, 2, T, D)), rnd((1, 2, T, D)), rnd((1, 2, S, D)), rnd((1, 2, S, D))
+        o, lse = cuda.attention_forward(q, k, v, causal, D ** -0.5)
+        _, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, D ** -0.5)
+        grads = cuda.attention_backward(do, q, k, v, o, lse, causal, D ** -0.5)
+        refs = reference.attention_backward(f64(do), f64(q), f64(k), f64(v), f64(o), rlse, causal, D ** -0.5)
+        errs = [np.abs(f64(g) - r).max() / np.abs(r).max() for g, r in zip(grads, refs)]
+        print(f"MMA_SYNC={force} T{T} S{S} D{D} causal={causal}: dq {errs[0]:.1e} dk {errs[1]:.1e} dv {errs[2]:.1e}")
+PY
+timeout 70 python3 benchmarks/kernels_cuda.py --only attention --reps ${1:-30} 2>&1 | tee $OUT/bench.log
+TINYLLM_CUDA_MMA_SYNC=1 timeout 70 python3 benchmarks/kernels_cuda.py --only attention --reps ${1:-30} 2>&1 \
+    | tee $OUT/bench_mma_sync.log
+timeout ${TEST_TIMEOUT:-150} python3 -m pytest -q --tb=short -m cuda -k attention tests/test_cuda_kernels.py \
+    tests/test_cuda_torch.py -p no:cacheprovider 2>&1 | tee $OUT/tests.log | tail -30
 # Where the time goes: the GPU kernels of one fwd+bwd at the benchmark shape, ours and SDPA's, summed
 # per call (torch.profiler sees every launch of the process, CuPy's too), with our kernels listed.
-timeout 100 python3 - <<'PY' 2>&1 | tee $OUT/profile.log
+timeout 60 python3 - <<'PY' 2>&1 | tee $OUT/profile.log
 import cupy, torch
 from tinyllm import dtypes
 from tinyllm.backend import cuda

@@ -42,7 +42,7 @@
 #include <map>
 #include <mutex>
 
-#include "mma.cuh"
+#include "hopper.cuh"
 
 namespace tinyllm::cuda {
 namespace {
@@ -54,7 +54,7 @@ constexpr int kOutBytes = 2 * 64 * 64 * 2;                         // a consumer
 constexpr int kSmem = kStages * kStageBytes + 2 * kOutBytes + 1024 /* alignment slack */ + 2 * kStages * 8;
 
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
-__device__ int wgmma_compiled = 1;  // which cubin the driver loaded: read by wgmma_runs_on()
+__device__ int wgmma_compiled = 1;  // which cubin the driver loaded: read by matmul_wgmma_available()
 
 constexpr int kChunkBytes = 64 * kRowBytes;  // one MN-major chunk: 64 K rows of 64 M (or N) values
 constexpr int kGroup = 8;
@@ -70,67 +70,6 @@ struct TileOrder {
         n0 = (r % (kGroup * nt)) / rows * BN;
     }
 };
-
-__device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
-}
-// Spin until the phase with this parity has completed.
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-    asm volatile(
-        "{\n.reg .pred done;\nWAIT:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WAIT;\n}\n" ::"r"(smem_addr(bar)),
-        "r"(parity)
-        : "memory");
-}
-
-// TMA: the box of `map` at coordinates (c0 innermost, c1, c2) into shared memory; the bytes count
-// towards `bar`'s transaction total.
-__device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1, int c2) {
-    asm volatile(
-        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];" ::"r"(
-            smem_addr(dst)),
-        "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
-        : "memory");
-}
-
-// TMA the other way: a box of shared memory to `map` at (c0, c1, c2); out-of-range parts are
-// skipped. Completion is tracked per thread in bulk groups.
-__device__ __forceinline__ void tma_store(const CUtensorMap* map, const void* src, int c0, int c1, int c2) {
-    asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];" ::"l"(map),
-                 "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2)
-                 : "memory");
-}
-__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
-__device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
-// Orders this thread's ordinary shared-memory writes before later TMA (async proxy) reads.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
-// A barrier among the 128 threads of one consumer warpgroup (ids 1 and 2; 0 is __syncthreads).
-__device__ __forceinline__ void warpgroup_sync(int id) { asm volatile("bar.sync %0, 128;" ::"r"(id) : "memory"); }
-
-// wgmma shared-memory descriptor, 128-byte swizzle: start address, LBO (the distance between
-// 64-element MN chunks; unused for K-major) and SBO (between 8-row groups: 1024 bytes).
-__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo) {
-    return uint64_t((addr & 0x3FFFF) >> 4) | uint64_t(lbo >> 4) << 16 | uint64_t(1024 >> 4) << 32 | 1ull << 62;
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wgmma_wait() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-// Keeps the compiler from moving reads or writes of the accumulators across a wgmma fence or wait.
-template <int R> __device__ __forceinline__ void fence_operands(float (&d)[R]) {
-#pragma unroll
-    for (int i = 0; i < R; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
 
 // d (64 x 256, float32, in the accumulator layout) += A (64 x 16) @ B (16 x 256), both read from
 // shared memory through their descriptors; TA / TB = 1 for an MN-major operand.
@@ -360,15 +299,6 @@ CUtensorMap tensor_map(uintptr_t ptr, int64_t inner, int64_t outer, int64_t batc
     return map;
 }
 
-// Whether device `dev` runs the kernel above: compute capability 9.0 and the sm_90a cubin loaded (a
-// build without that target, or a driver that picked the plain sm_90 cubin, has an empty kernel).
-bool wgmma_runs_on(int dev) {
-    int major = 0, minor = 0, compiled = 0;
-    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-    if (major == 9 && minor == 0) CUDA_CHECK(cudaMemcpyFromSymbol(&compiled, wgmma_compiled, sizeof(int)));
-    return compiled == 1;
-}
 
 // How many K splits keep the SMs busiest: the work items fill ceil(items / sms) waves; the
 // efficiency is the filled fraction of those waves, discounted 3% for each extra split (the float32
@@ -412,7 +342,7 @@ bool matmul_wgmma_available() {
     CUDA_CHECK(cudaGetDevice(&dev));
     std::lock_guard<std::mutex> guard(lock);
     auto it = known.find(dev);
-    return it != known.end() ? it->second : known[dev] = wgmma_runs_on(dev);
+    return it != known.end() ? it->second : known[dev] = sm90a_cubin_runs(dev, &wgmma_compiled);
 }
 
 bool matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
