@@ -4,15 +4,7 @@
 # once as built, once with TINYLLM_CUDA_MMA_SYNC=1), the attention tests (against the float64
 # reference and against PyTorch SDPA), then a kernel profile; logs go to $OUT (or /tmp).
 # Usage: cuda/dev_run_attention.sh [reps, default 30]
-set -o pipefail
-OUT=${OUT:-/tmp}
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv,noheader | tee $OUT/gpu.txt
-start=$(date +%s)
-TINYLLM_CUDA_ARCHS=${TINYLLM_CUDA_ARCHS:-90} TINYLLM_BUILD_JOBS=16 NVCC_APPEND_FLAGS="--threads 0" \
-    python3 setup.py build_ext --inplace --force > $OUT/build.log 2>&1
-rc=$?; echo "build: $(( $(date +%s) - start )) s, rc $rc"; grep -E "tinyllm:|error" $OUT/build.log | head -30
-python3 -c "import tinyllm._cuda" || exit 1
+BUILD_FLAGS=--force source "$(dirname "$0")/dev_build.sh"
 # Largest error of dq, dk, dv (relative to the largest reference value) at a few small shapes, per kernel.
 timeout 60 python3 - <<'PY' 2>&1 | tee $OUT/check.log
 import os

@@ -4,16 +4,10 @@
 # in a CUDA graph (each preset in its own process), and captured against torch.compile for gpt2.
 # Everything goes to $OUT/run.log (and the screen); JSON rows to $OUT/results (or /tmp/results).
 # Usage: cuda/dev_run_step.sh [timed steps, default 10]
-set -o pipefail
-OUT=${OUT:-/tmp}
+source "$(dirname "$0")/dev_build.sh"
 LOG=$OUT/run.log RES=/tmp/results
 mkdir -p $RES
-export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a $LOG
-start=$(date +%s)
-TINYLLM_CUDA_ARCHS=${TINYLLM_CUDA_ARCHS:-90} TINYLLM_BUILD_JOBS=16 python3 setup.py build_ext --inplace > $OUT/build.log 2>&1
-echo "build: $(( $(date +%s) - start )) s, rc $?" | tee -a $LOG; grep -E "tinyllm:|error" $OUT/build.log | head -30
-python3 -c "import tinyllm._cuda" || exit 1
+cat $OUT/gpu.txt >> $LOG
 timeout 240 python3 -m pytest -q --tb=short -m cuda tests/test_cuda_step.py tests/test_cuda_engine.py -p no:cacheprovider 2>&1 | tee -a $LOG | tail -30
 for preset in gpt2; do
   timeout 60 python3 benchmarks/profile_step_cuda.py --preset $preset --steps 3 --top 30 2>&1 | tee -a $LOG
