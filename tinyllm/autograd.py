@@ -84,7 +84,7 @@ class Context:
 
 
 class Node:
-    """One recorded application of a Function: the graph edge from an output to its inputs."""
+    """One recorded application of a Function: the graph edge from its n_outputs results to its inputs."""
 
     __slots__ = ("function", "ctx", "inputs", "n_outputs")
 
