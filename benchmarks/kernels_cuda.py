@@ -90,6 +90,32 @@ def row_layernorm_backward(reps, dtype="bf16"):
                reps, gbytes=size)
 
 
+def row_add_layernorm(reps, dtype="bf16", fused=True, pas="fwd"):
+    """A pre-norm block's residual add and the next LayerNorm, s = x + delta, y = layernorm(s), against
+    PyTorch's add + layer_norm; backward: dx = ds + layernorm's dx of dy, against PyTorch's layer_norm
+    backward + add. fused=False times our two separate kernels instead (CuPy's add and our layernorm),
+    to see what the fusion saves. Bytes: fwd reads x, delta and writes s, y; bwd reads dy, s, ds and
+    writes dx (w, b, dw, db are small)."""
+    nd, _ = _pair(dtype)
+    x, delta, w, b, dy, ds = rand((N, C), nd), rand((N, C), nd), rand((C,), nd), rand((C,), nd), rand((N, C), nd), rand((N, C), nd)
+    s, _, mean, rstd = cuda.add_layernorm_forward(x, delta, w, b, 1e-5)
+    tx, tdelta, tw, tb, tdy, tds, ts = t(x), t(delta), t(w), t(b), t(dy), t(ds), t(s)
+    _, tmean, trstd = torch.ops.aten.native_layer_norm(ts, (C,), tw, tb, 1e-5)
+    if pas == "fwd":
+        ours = ((lambda: cuda.add_layernorm_forward(x, delta, w, b, 1e-5)) if fused else
+                (lambda: cuda.layernorm_forward(x + delta, w, b, 1e-5)))
+        theirs = lambda: F.layer_norm(tx + tdelta, (C,), tw, tb, 1e-5)  # noqa: E731
+    else:
+        ours = ((lambda: cuda.layernorm_backward(dy, s, w, mean, rstd, ds)) if fused else
+                (lambda: cuda.layernorm_backward(dy, s, w, mean, rstd)[0] + ds))
+
+        def theirs():
+            dx, dw, db = torch.ops.aten.native_layer_norm_backward(tdy, ts, (C,), tmean, trstd, tw, tb, [True] * 3)
+            return dx + tds, dw, db
+    name = f"add+layernorm {pas} {dtype} {N}x{C}" + ("" if fused else " (ours unfused)")
+    return row(name, ours, theirs, reps, gbytes=x.itemsize * N * C * 4 / 1e9)
+
+
 def row_softmax_forward(reps, dtype="bf16"):
     nd, _ = _pair(dtype)
     x = rand((N * 4, T), nd)
@@ -288,6 +314,8 @@ def row_attention(reps, D=64):
 ROWS = {
     "layernorm": [lambda r: row_layernorm_forward(r, "fp32"), row_layernorm_forward,
                   lambda r: row_layernorm_backward(r, "fp32"), row_layernorm_backward],
+    "add_norm": [lambda r, d=d, f=f, p=p: row_add_layernorm(r, d, f, p) for p in ("fwd", "bwd") for d in ("bf16", "fp32")
+                 for f in (True, False)],
     "softmax": [lambda r: row_softmax_forward(r, "fp32"), row_softmax_forward,
                 lambda r: row_softmax_backward(r, "fp32"), row_softmax_backward],
     "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],

@@ -9,7 +9,7 @@ void register_bpe(pybind11::module_& m);            // bpe_bindings.cpp: the BPE
 void register_gemm(pybind11::module_& m);           // gemm.cpp: matmul
 void register_attention(pybind11::module_& m);      // attention.cpp: attention_forward, attention_backward
 void register_softmax(pybind11::module_& m);        // softmax.cpp: softmax, log-softmax (fwd, bwd)
-void register_norm(pybind11::module_& m);           // norm.cpp: layernorm, rmsnorm (fwd, bwd)
+void register_norm(pybind11::module_& m);           // norm.cpp: layernorm, rmsnorm (fwd, bwd), fused with a residual add
 void register_cross_entropy(pybind11::module_& m);  // cross_entropy.cpp: fused with log-softmax (fwd, bwd)
 void register_activations(pybind11::module_& m);    // activations.cpp: GELU (exact, tanh), SiLU (fwd, bwd)
 void register_embedding(pybind11::module_& m);      // embedding.cpp: embedding backward

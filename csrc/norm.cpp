@@ -1,5 +1,8 @@
 // LayerNorm and RMSNorm over the last axis of a (rows, C) matrix, forward and backward.
 //
+//   add_layernorm, add_rmsnorm: s = x + delta is written first and normalised in its place (the
+//               row is then in L1), so the residual add of a pre-norm block costs no pass of its own.
+//
 //   layernorm:  mean = sum(x) / C,  var = sum((x - mean)^2) / C,  rstd = 1 / sqrt(var + eps)
 //               xhat = (x - mean) * rstd,  y = xhat * w + b
 //   rmsnorm:    the same with mean = 0 and no b:  rstd = 1 / sqrt(sum(x^2) / C + eps),  y = x * rstd * w
@@ -29,12 +32,20 @@ namespace tinyllm {
 namespace {
 
 // Normalises rows [r0, r1). `centered` selects layernorm (else rmsnorm, with mean taken as 0);
-// mean is written when not null.
-TINYLLM_SIMD void norm_forward_rows(const float* x, const float* w, const float* b, float eps, bool centered,
-                                    float* y, float* mean, float* rstd, int64_t r0, int64_t r1, int64_t C) {
+// mean is written when not null. With delta (else null), the rows normalised are s = x + delta, written to s.
+TINYLLM_SIMD void norm_forward_rows(const float* x, const float* delta, const float* w, const float* b, float eps,
+                                    bool centered, float* s, float* y, float* mean, float* rstd, int64_t r0, int64_t r1,
+                                    int64_t C) {
     for (int64_t r = r0; r < r1; ++r) {
         const float* xr = x + r * C;
         float* yr = y + r * C;
+        if (delta) {
+            float* sr = s + r * C;
+            const float* dr = delta + r * C;
+#pragma omp simd
+            for (int64_t i = 0; i < C; ++i) sr[i] = xr[i] + dr[i];
+            xr = sr;
+        }
         double sum = 0.0;
         if (centered) {
 #pragma omp simd reduction(+ : sum)
@@ -90,12 +101,15 @@ void sum_partials(const std::vector<float>& parts, int blocks, int64_t C, float*
     }
 }
 
-void norm_forward(const pybind11::array& x, const pybind11::array& w, const pybind11::array* b, float eps,
-                  pybind11::array& y, pybind11::array* mean, pybind11::array& rstd, const char* name) {
+void norm_forward(const pybind11::array& x, const pybind11::array* delta, const pybind11::array& w,
+                  const pybind11::array* b, float eps, pybind11::array* s, pybind11::array& y, pybind11::array* mean,
+                  pybind11::array& rstd, const char* name) {
     const KernelArgs args(name);
     const auto shape = args.shape(x, "x", 2);
     const int64_t N = shape[0], C = shape[1];
     const float* px = args.in(x, "x", shape);
+    const float* pdelta = delta ? args.in(*delta, "delta", shape) : nullptr;
+    float* ps = delta ? args.out(*s, "s", shape) : nullptr;
     const float* pw = args.in(w, "w", {C});
     const float* pb = b ? args.in(*b, "b", {C}) : nullptr;
     float* py = args.out(y, "y", shape);
@@ -105,7 +119,7 @@ void norm_forward(const pybind11::array& x, const pybind11::array& w, const pybi
     std::vector<float> zeros(pb ? 0 : C, 0.0f);
     if (!pb) pb = zeros.data();
     parallel_for(N, 2 * C, [&](int64_t r0, int64_t r1, int) {
-        norm_forward_rows(px, pw, pb, eps, mean != nullptr, py, pmean, prstd, r0, r1, C);
+        norm_forward_rows(px, pdelta, pw, pb, eps, mean != nullptr, ps, py, pmean, prstd, r0, r1, C);
     });
 }
 
@@ -141,10 +155,17 @@ void register_norm(pybind11::module_& m) {
     using array = pybind11::array;
     m.def("layernorm_forward",
           [](const array& x, const array& w, std::optional<array> b, float eps, array& y, array& mean, array& rstd) {
-              norm_forward(x, w, b ? &*b : nullptr, eps, y, &mean, rstd, "layernorm_forward");
+              norm_forward(x, nullptr, w, b ? &*b : nullptr, eps, nullptr, y, &mean, rstd, "layernorm_forward");
           },
           arg("x"), arg("w"), arg("b").none(true), arg("eps"), arg("y"), arg("mean"), arg("rstd"),
           "LayerNorm of (rows, C) x into y, saving each row's mean and rstd; b may be None.");
+    m.def("add_layernorm_forward",
+          [](const array& x, const array& delta, const array& w, std::optional<array> b, float eps, array& s, array& y,
+             array& mean, array& rstd) {
+              norm_forward(x, &delta, w, b ? &*b : nullptr, eps, &s, y, &mean, rstd, "add_layernorm_forward");
+          },
+          arg("x"), arg("delta"), arg("w"), arg("b").none(true), arg("eps"), arg("s"), arg("y"), arg("mean"), arg("rstd"),
+          "s = x + delta and its LayerNorm y, saving each row's mean and rstd; b may be None.");
     m.def("layernorm_backward",
           [](const array& dy, const array& x, const array& w, const array& mean, const array& rstd, array& dx,
              array& dw, array& db) { norm_backward(dy, x, w, &mean, rstd, dx, dw, &db, "layernorm_backward"); },
@@ -152,9 +173,15 @@ void register_norm(pybind11::module_& m) {
           "dx, dw, db of LayerNorm from the saved mean and rstd.");
     m.def("rmsnorm_forward",
           [](const array& x, const array& w, float eps, array& y, array& rstd) {
-              norm_forward(x, w, nullptr, eps, y, nullptr, rstd, "rmsnorm_forward");
+              norm_forward(x, nullptr, w, nullptr, eps, nullptr, y, nullptr, rstd, "rmsnorm_forward");
           },
           arg("x"), arg("w"), arg("eps"), arg("y"), arg("rstd"), "RMSNorm of (rows, C) x into y, saving rstd.");
+    m.def("add_rmsnorm_forward",
+          [](const array& x, const array& delta, const array& w, float eps, array& s, array& y, array& rstd) {
+              norm_forward(x, &delta, w, nullptr, eps, &s, y, nullptr, rstd, "add_rmsnorm_forward");
+          },
+          arg("x"), arg("delta"), arg("w"), arg("eps"), arg("s"), arg("y"), arg("rstd"),
+          "s = x + delta and its RMSNorm y, saving rstd.");
     m.def("rmsnorm_backward",
           [](const array& dy, const array& x, const array& w, const array& rstd, array& dx, array& dw) {
               norm_backward(dy, x, w, nullptr, rstd, dx, dw, nullptr, "rmsnorm_backward");

@@ -9,7 +9,7 @@ source "$(dirname "$0")/dev_build.sh"
 case ${1:-kernels} in
 kernels)
   timeout 240 python3 -m pytest -q --tb=short -m cuda tests -p no:cacheprovider 2>&1 | tee $OUT/tests.log | tail -15
-  timeout 200 python3 benchmarks/kernels_cuda.py --reps 20 --only layernorm,softmax,cross_entropy,adamw,matmul,attention \
+  timeout 200 python3 benchmarks/kernels_cuda.py --reps 20 --only layernorm,add_norm,softmax,cross_entropy,adamw,matmul,attention \
     2>&1 | tee $OUT/kernels.log ;;
 step)
   run() { timeout 150 python3 benchmarks/train.py --device cuda --steps 10 --out $OUT/train_$1.json "${@:2}" 2>&1 | tee -a $OUT/step.log | tail -4; }

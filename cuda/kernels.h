@@ -12,16 +12,24 @@ namespace tinyllm::cuda {
 
 enum class DType : int { f32 = 0, bf16 = 1, f16 = 2 };  // storage of the float buffers marked T below
 
-// norm.cu: (N, C) rows; x, w, b, y, dy, dx, dw, db are T; mean, rstd, scratch float32. b may be 0.
+// norm.cu: (N, C) rows; x, w, b, s, y, dy, dres, dx, dw, db are T, delta is of delta_dt; mean, rstd, scratch
+// float32. b and dres may be 0. The add_ forwards write s = x + delta (in T) and normalise it; the backwards
+// add dres into dx.
 // scratch holds norm_backward_scratch_floats(N, C) floats (the per-block partial sums of dw, db).
 int64_t norm_backward_scratch_floats(int64_t N, int C);
 void layernorm_forward(uintptr_t x, uintptr_t w, uintptr_t b, uintptr_t y, uintptr_t mean, uintptr_t rstd, int64_t N,
                        int C, float eps, DType dt, uintptr_t stream);
-void layernorm_backward(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t mean, uintptr_t rstd, uintptr_t dx,
-                        uintptr_t dw, uintptr_t db, uintptr_t scratch, int64_t N, int C, DType dt, uintptr_t stream);
+void add_layernorm_forward(uintptr_t x, uintptr_t delta, uintptr_t w, uintptr_t b, uintptr_t s, uintptr_t y,
+                           uintptr_t mean, uintptr_t rstd, int64_t N, int C, float eps, DType dt, DType delta_dt,
+                           uintptr_t stream);
+void layernorm_backward(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t mean, uintptr_t rstd, uintptr_t dres,
+                        uintptr_t dx, uintptr_t dw, uintptr_t db, uintptr_t scratch, int64_t N, int C, DType dt,
+                        uintptr_t stream);
 void rmsnorm_forward(uintptr_t x, uintptr_t w, uintptr_t y, uintptr_t rstd, int64_t N, int C, float eps, DType dt,
                      uintptr_t stream);
-void rmsnorm_backward(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t rstd, uintptr_t dx, uintptr_t dw,
+void add_rmsnorm_forward(uintptr_t x, uintptr_t delta, uintptr_t w, uintptr_t s, uintptr_t y, uintptr_t rstd, int64_t N,
+                         int C, float eps, DType dt, DType delta_dt, uintptr_t stream);
+void rmsnorm_backward(uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t rstd, uintptr_t dres, uintptr_t dx, uintptr_t dw,
                       uintptr_t scratch, int64_t N, int C, DType dt, uintptr_t stream);
 
 // softmax.cu: (N, C) rows, all T. log = true for log-softmax.

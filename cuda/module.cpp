@@ -27,15 +27,25 @@ PYBIND11_MODULE(_cuda, m) {
                                   int64_t N, int C, float eps, int dt, uintptr_t stream) {
         layernorm_forward(x, w, b, y, mean, rstd, N, C, eps, dtype(dt), stream);
     });
-    m.def("layernorm_backward", [](uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t mean, uintptr_t rstd, uintptr_t dx,
-                                   uintptr_t dw, uintptr_t db, uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
-        layernorm_backward(dy, x, w, mean, rstd, dx, dw, db, scratch, N, C, dtype(dt), stream);
+    m.def("add_layernorm_forward", [](uintptr_t x, uintptr_t delta, uintptr_t w, uintptr_t b, uintptr_t s, uintptr_t y,
+                                      uintptr_t mean, uintptr_t rstd, int64_t N, int C, float eps, int dt, int delta_dt,
+                                      uintptr_t stream) {
+        add_layernorm_forward(x, delta, w, b, s, y, mean, rstd, N, C, eps, dtype(dt), dtype(delta_dt), stream);
+    });
+    m.def("layernorm_backward", [](uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t mean, uintptr_t rstd, uintptr_t dres,
+                                   uintptr_t dx, uintptr_t dw, uintptr_t db, uintptr_t scratch, int64_t N, int C, int dt,
+                                   uintptr_t stream) {
+        layernorm_backward(dy, x, w, mean, rstd, dres, dx, dw, db, scratch, N, C, dtype(dt), stream);
     });
     m.def("rmsnorm_forward", [](uintptr_t x, uintptr_t w, uintptr_t y, uintptr_t rstd, int64_t N, int C, float eps, int dt,
                                 uintptr_t stream) { rmsnorm_forward(x, w, y, rstd, N, C, eps, dtype(dt), stream); });
-    m.def("rmsnorm_backward", [](uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t rstd, uintptr_t dx, uintptr_t dw,
-                                 uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
-        rmsnorm_backward(dy, x, w, rstd, dx, dw, scratch, N, C, dtype(dt), stream);
+    m.def("add_rmsnorm_forward", [](uintptr_t x, uintptr_t delta, uintptr_t w, uintptr_t s, uintptr_t y, uintptr_t rstd,
+                                    int64_t N, int C, float eps, int dt, int delta_dt, uintptr_t stream) {
+        add_rmsnorm_forward(x, delta, w, s, y, rstd, N, C, eps, dtype(dt), dtype(delta_dt), stream);
+    });
+    m.def("rmsnorm_backward", [](uintptr_t dy, uintptr_t x, uintptr_t w, uintptr_t rstd, uintptr_t dres, uintptr_t dx,
+                                 uintptr_t dw, uintptr_t scratch, int64_t N, int C, int dt, uintptr_t stream) {
+        rmsnorm_backward(dy, x, w, rstd, dres, dx, dw, scratch, N, C, dtype(dt), stream);
     });
 
     m.def("softmax_forward", [](uintptr_t x, uintptr_t y, int64_t N, int C, bool log, int dt, uintptr_t stream) {

@@ -125,3 +125,54 @@ def test_slices_add_their_gradients_in_place_without_touching_shared_ones():
     loss.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1 + 2 + 2, 1 + 2 + 3, 1 + 3, 1 + 3])
     np.testing.assert_array_equal(w0.grad.numpy(), np.full(4, 4.0, np.float32))
+
+
+class SplitScale(tinyllm.autograd.Function):
+    """Two results, a = 2x and b = 3x, and a count of backward calls with the gradients they got."""
+    calls = []
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return 2 * x, 3 * x
+
+    @staticmethod
+    def backward(ctx, da, db):
+        ctx.saved  # raises once the graph is freed
+        SplitScale.calls.append((da, db))
+        return (0 if da is None else 2 * da) + (0 if db is None else 3 * db)
+
+
+def test_a_tuple_returning_forward_gives_a_tuple_of_tensors_of_one_node():
+    a, b = SplitScale.apply(tinyllm.tensor([1.0, 2.0], requires_grad=True))
+    assert a._node is b._node and (a._output, b._output) == (0, 1)
+    np.testing.assert_allclose(b.detach().numpy(), [3.0, 6.0])
+
+
+def test_a_multi_output_node_runs_once_with_every_result_gradient_summed():
+    SplitScale.calls.clear()
+    x = tinyllm.tensor([1.0, 2.0], requires_grad=True)
+    a, b = SplitScale.apply(x)
+    (a * 5 + b * 7 + a).sum().backward()  # a used twice, and after b in the graph
+    assert len(SplitScale.calls) == 1
+    np.testing.assert_allclose(x.grad.numpy(), [2 * 6 + 3 * 7] * 2)
+
+
+def test_a_result_without_gradient_is_given_as_none():
+    SplitScale.calls.clear()
+    x = tinyllm.tensor([1.0, 2.0], requires_grad=True)
+    a, b = SplitScale.apply(x)
+    b.sum().backward()
+    (da, db), = SplitScale.calls
+    assert da is None and db is not None
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_a_multi_output_node_frees_its_saved_arrays_and_accumulates_across_calls():
+    x = tinyllm.tensor([1.0, 2.0], requires_grad=True)
+    a, b = SplitScale.apply(x)
+    (a + b).sum().backward(retain_graph=True)
+    a.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0 + 2.0] * 2)
+    with pytest.raises(RuntimeError, match="second time"):
+        b.sum().backward()

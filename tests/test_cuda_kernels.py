@@ -77,6 +77,35 @@ def test_rmsnorm(dtype, shape):
         close(o, r, TOL[np.dtype(dtype)])
 
 
+@pytest.mark.parametrize("dtype,delta_dtype", [(d, d) for d in DTYPES] + [(np.float32, dtypes.bfloat16)])
+@pytest.mark.parametrize("shape", ROWS)
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
+def test_add_norm(monkeypatch, norm, dtype, delta_dtype, shape):
+    """s = x + delta rounded to x's dtype, exactly; y = norm(s) of that very s (the reference
+    normalises the stored s); the backward adds dres into dx. A bfloat16 delta into a float32 x is
+    autocast's case: a bf16 sublayer output added to the float32 residual stream."""
+    rng = np.random.default_rng(1)  # its own stream: the later tests' inputs stay what they were
+    x, w, b, dy, dres = (rand(n, dtype, rng=rng) for n in (shape, shape[-1:], shape[-1:], shape, shape))
+    delta = rand(shape, delta_dtype, rng=rng)
+    for name in ("add_layernorm_forward", "add_rmsnorm_forward", "layernorm_backward", "rmsnorm_backward"):
+        monkeypatch.setattr(cuda._fallback, name, None)  # each call must run our kernel
+    if norm == "layernorm":
+        s, y, mean, rstd = cuda.add_layernorm_forward(x, delta, w, b, 1e-5)
+        ry, rmean, rrstd = reference.layernorm_forward(f64(s), f64(w), f64(b), 1e-5)
+        outs, refs = (y, mean, rstd), (ry, rmean, rrstd)
+        outs += cuda.layernorm_backward(dy, s, w, mean, rstd, dres)
+        refs += reference.layernorm_backward(f64(dy), f64(s), f64(w), rmean, rrstd, f64(dres))
+    else:
+        s, y, rstd = cuda.add_rmsnorm_forward(x, delta, w, 1e-6)
+        ry, rrstd = reference.rmsnorm_forward(f64(s), f64(w), 1e-6)
+        outs, refs = (y, rstd), (ry, rrstd)
+        outs += cuda.rmsnorm_backward(dy, s, w, rstd, dres)
+        refs += reference.rmsnorm_backward(f64(dy), f64(s), f64(w), rrstd, f64(dres))
+    assert s.dtype == x.dtype and cupy.array_equal(s, (x.astype(np.float32) + delta.astype(np.float32)).astype(dtype))
+    for o, r in zip(outs, refs):
+        close(o, r, TOL[np.dtype(dtype)])
+
+
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", ROWS + [(4, 1), (5, 17), (5, 1000), (3, 1025), (6, 2048), (4, 4096), (2, 5000),

@@ -8,6 +8,11 @@ from gradcheck import gradcheck, leaf
 
 _ANGLES = np.outer(np.arange(4), [1.0, 0.3, 0.05])  # RoPE angles t * theta_i for 4 positions, D = 6
 
+
+def _add_norm_inputs():
+    return leaf(2, 3, 6), leaf(2, 3, 6, seed=7), leaf(6), leaf(6, seed=8)
+
+
 CASES = {
     # elementwise, with broadcasting in both directions
     "add": (lambda a, b: a + b, lambda: (leaf(3, 4), leaf(4))),
@@ -57,6 +62,14 @@ CASES = {
     "layer_norm": (lambda x, w, b: F.layer_norm(x, (6,), w, b), lambda: (leaf(2, 3, 6), leaf(6), leaf(6))),
     "layer_norm_plain": (lambda x: F.layer_norm(x, 6), lambda: (leaf(4, 6),)),
     "rms_norm": (lambda x, w: F.rms_norm(x, (5,), w, eps=1e-6), lambda: (leaf(3, 5), leaf(5))),
+    # the residual add fused with the next norm: two results, gradients into both, or into one only
+    "add_layer_norm_both": (lambda x, d, w, b: tinyllm.stack(F.add_layer_norm(x, d, 6, w, b)), _add_norm_inputs),
+    "add_layer_norm_y_only": (lambda x, d, w, b: F.add_layer_norm(x, d, 6, w, b)[1], _add_norm_inputs),
+    "add_layer_norm_s_only": (lambda x, d: F.add_layer_norm(x, d, 6)[0], lambda: _add_norm_inputs()[:2]),
+    "add_layer_norm_nobias": (lambda x, d, w: tinyllm.stack(F.add_layer_norm(x, d, 6, w)), lambda: _add_norm_inputs()[:3]),
+    "add_layer_norm_s_reused": (lambda x, d: (lambda s, y: s * y + s)(*F.add_layer_norm(x, d, 6)), lambda: _add_norm_inputs()[:2]),
+    "add_rms_norm_both": (lambda x, d, w: tinyllm.stack(F.add_rms_norm(x, d, 6, w, eps=1e-6)), lambda: _add_norm_inputs()[:3]),
+    "add_rms_norm_y_only": (lambda x, d, w: F.add_rms_norm(x, d, 6, w, eps=1e-6)[1], lambda: _add_norm_inputs()[:3]),
     "gelu": (lambda a: F.gelu(a), lambda: (leaf(3, 4),)),
     "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"), lambda: (leaf(3, 4),)),
     "silu": (lambda a: F.silu(a), lambda: (leaf(3, 4),)),

@@ -78,3 +78,41 @@ def test_non_contiguous_inputs(how):
     assert_all_close(grads, reference.layernorm_backward(dy, x, w, mean, rstd), [dx_tol(rstd), SUM_TOL, SUM_TOL])
     np.testing.assert_allclose(y_rms, reference.rmsnorm_forward(x, w, 1e-5)[0], **TOL)
     assert_all_close(grads_rms, reference.rmsnorm_backward(dy, x, w, rstd_rms), [dx_tol(rstd_rms), SUM_TOL])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_add_layernorm_matches_reference(shape, bias):
+    """s = x + delta is exact (one float32 add); y, mean, rstd and the backward's dx = dres + ... as above."""
+    x, w, b, dy = layernorm_inputs(shape, sum(shape))
+    delta, dres = layernorm_inputs(shape, sum(shape) + 1)[::3]
+    b = b if bias else None
+    with native("add_layernorm_forward", "layernorm_backward"):
+        s, y, mean, rstd = cpu.add_layernorm_forward(x, delta, w, b, 1e-5)
+        grads = cpu.layernorm_backward(dy, s, w, mean, rstd, dres)
+    np.testing.assert_array_equal(s, x + delta)
+    assert_all_close((y, mean, rstd), reference.add_layernorm_forward(x, delta, w, b, 1e-5)[1:], [TOL] * 3)
+    assert_all_close(grads, reference.layernorm_backward(dy, s, w, mean, rstd, dres), [dx_tol(rstd), SUM_TOL, SUM_TOL])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_add_rmsnorm_matches_reference(shape):
+    x, w, _, dy = layernorm_inputs(shape, sum(shape))
+    delta, dres = layernorm_inputs(shape, sum(shape) + 1)[::3]
+    with native("add_rmsnorm_forward", "rmsnorm_backward"):
+        s, y, rstd = cpu.add_rmsnorm_forward(x, delta, w, 1e-6)
+        grads = cpu.rmsnorm_backward(dy, s, w, rstd, dres)
+    np.testing.assert_array_equal(s, x + delta)
+    assert_all_close((y, rstd), reference.add_rmsnorm_forward(x, delta, w, 1e-6)[1:], [TOL] * 2)
+    assert_all_close(grads, reference.rmsnorm_backward(dy, s, w, rstd, dres), [dx_tol(rstd), SUM_TOL])
+
+
+@pytest.mark.parametrize("how", ["sliced", "transposed"])
+def test_add_norms_take_non_contiguous_inputs(how):
+    x, w, b, delta = layernorm_inputs((40, 129), 3)
+    nc = lambda a: non_contiguous(a, how)  # noqa: E731
+    with native("add_layernorm_forward", "add_rmsnorm_forward"):
+        out = cpu.add_layernorm_forward(nc(x), nc(delta), non_contiguous(w), non_contiguous(b), 1e-5)
+        out_rms = cpu.add_rmsnorm_forward(nc(x), nc(delta), non_contiguous(w), 1e-5)
+    assert_all_close(out, reference.add_layernorm_forward(x, delta, w, b, 1e-5), [TOL] * 4)
+    assert_all_close(out_rms, reference.add_rmsnorm_forward(x, delta, w, 1e-5), [TOL] * 3)

@@ -25,6 +25,14 @@ def _hf_rope(x, cos, sin):
     return x * torch.cat([cos, cos], -1) + torch.cat([-x2, x1], -1) * torch.cat([sin, sin], -1)
 
 
+def _add_norm(lib, F, x, d, w, b=None):
+    """(s, norm(s)) with s = x + d, stacked: our fused op against PyTorch's add + norm (RMSNorm when b is None)."""
+    if lib is torch:
+        s = x + d
+        return lib.stack([s, F.layer_norm(s, (24,), w, b, 1e-5) if b is not None else F.rms_norm(s, (24,), w, 1e-6)])
+    return lib.stack(F.add_layer_norm(x, d, (24,), w, b, 1e-5) if b is not None else F.add_rms_norm(x, d, (24,), w, 1e-6))
+
+
 CASES = {
     "add_broadcast": (lambda lib, F, a, b: a + b, [(4, 1, 3), (5, 1)]),
     "mul_div_pow": (lambda lib, F, a, b: (a * b) / (b * b + 1.0) + a**2, [(3, 4), (4,)]),
@@ -39,6 +47,8 @@ CASES = {
     "log_softmax": (lambda lib, F, a: F.log_softmax(a, dim=1), [(4, 9, 3)]),
     "layer_norm": (lambda lib, F, x, w, b: F.layer_norm(x, (24,), w, b, 1e-5), [(3, 5, 24), (24,), (24,)]),
     "rms_norm": (lambda lib, F, x, w: F.rms_norm(x, (24,), w, 1e-6), [(3, 5, 24), (24,)]),
+    "add_layer_norm": (_add_norm, [(3, 5, 24), (3, 5, 24), (24,), (24,)]),
+    "add_rms_norm": (_add_norm, [(3, 5, 24), (3, 5, 24), (24,)]),
     "gelu": (lambda lib, F, a: F.gelu(a), [(5, 33)]),
     "gelu_tanh": (lambda lib, F, a: F.gelu(a, approximate="tanh"), [(5, 33)]),
     "silu": (lambda lib, F, a: F.silu(a), [(5, 33)]),

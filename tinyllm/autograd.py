@@ -9,6 +9,11 @@ records a `Node` on the output: the function, its context (what forward saved) a
 gradient from all its uses, hands it to the node's backward, frees what the node saved, and
 accumulates the gradients of leaf Tensors (parameters) into `.grad`.
 
+An op may have several results: a forward that returns a tuple of arrays gives a tuple of Tensors,
+all made by one Node (each knows its place, `Tensor._output`). Its backward then takes one gradient
+per result, `backward(ctx, *grads)`, and a result that received no gradient (unused, or not
+differentiable) is given as None. The node runs once, after every use of every one of its results.
+
 float16/bfloat16 inputs are upcast to the dtype their backend computes in (float32 on the CPU;
 bfloat16 stays bfloat16 on the GPU, whose kernels accumulate in float32), and when every floating input of
 an op is of one half dtype its result is rounded back to it (a float32 input promotes the result to
@@ -79,18 +84,20 @@ class Context:
 
 
 class Node:
-    """One recorded application of a Function: the graph edge from an output to its inputs."""
+    """One recorded application of a Function: the graph edge from its n_outputs results to its inputs."""
 
-    __slots__ = ("function", "ctx", "inputs")
+    __slots__ = ("function", "ctx", "inputs", "n_outputs")
 
-    def __init__(self, function, ctx, inputs):
-        self.function, self.ctx, self.inputs = function, ctx, inputs
+    def __init__(self, function, ctx, inputs, n_outputs):
+        self.function, self.ctx, self.inputs, self.n_outputs = function, ctx, inputs, n_outputs
 
 
 class Function:
     """Base class of differentiable ops. Subclasses define static forward(ctx, ...) and backward(ctx, grad).
 
-    backward returns one gradient (an array or None) per Tensor argument of forward, in order.
+    backward returns one gradient (an array or None) per Tensor argument of forward, in order. A forward
+    that returns a tuple of arrays makes a tuple of Tensors; its backward is backward(ctx, *grads), one
+    gradient per result, None for a result that got none.
     """
 
     rounds_to_storage_dtype = True  # results of float16/bfloat16 inputs are rounded back to that dtype
@@ -115,13 +122,17 @@ class Function:
         out_dtype = floating[0] if floating and all(d == floating[0] and d in dtypes._HALF for d in floating) else None
         arrays = [_upcast(a.data) if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *arrays, **kwargs)
-        if out_dtype is not None and cls.rounds_to_storage_dtype and dtypes.is_floating(out.dtype):
-            out = out.astype(out_dtype, copy=False)  # no copy when the op already returned that dtype
-        requires_grad = is_grad_enabled() and any(needs) and dtypes.is_floating(out.dtype)
-        result = Tensor._wrap(out, requires_grad=requires_grad)
-        if requires_grad:
-            result._node = Node(cls, ctx, inputs)
-        return result
+        outs = out if isinstance(out, tuple) else (out,)
+        if out_dtype is not None and cls.rounds_to_storage_dtype:  # no copy when the op already returned that dtype
+            outs = tuple(o.astype(out_dtype, copy=False) if dtypes.is_floating(o.dtype) else o for o in outs)
+        recording = is_grad_enabled() and any(needs)
+        results = tuple(Tensor._wrap(o, requires_grad=recording and dtypes.is_floating(o.dtype)) for o in outs)
+        if any(r.requires_grad for r in results):
+            node = Node(cls, ctx, inputs, len(results))
+            for i, r in enumerate(results):
+                if r.requires_grad:
+                    r._node, r._output = node, i
+        return results if isinstance(out, tuple) else results[0]
 
 
 class IndexedGrad:
@@ -149,36 +160,46 @@ def _upcast(array):
     return array if wanted == array.dtype else array.astype(wanted)
 
 
+def _key(tensor):
+    """Where backward keeps a Tensor's gradient: by its Node and place among the Node's results, so the
+    results of one op are found together; by the Tensor itself for a leaf."""
+    return id(tensor) if tensor._node is None else (id(tensor._node), tensor._output)
+
+
 def _topological_order(root):
-    """Tensors reachable from root, each after every Tensor that uses it (iterative DFS)."""
-    order, visited, stack = [], set(), [(root, False)]
+    """The Nodes and leaf Tensors reachable from root (a Tensor), each after every Node that uses it
+    (iterative DFS)."""
+    start = root if root._node is None else root._node
+    order, visited, stack = [], set(), [(start, False)]
     while stack:
-        tensor, expanded = stack.pop()
+        item, expanded = stack.pop()
         if expanded:
-            order.append(tensor)
+            order.append(item)
             continue
-        if id(tensor) in visited:
+        if id(item) in visited:
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        if tensor._node is not None:
-            stack.extend((t, False) for t in tensor._node.inputs if t.requires_grad and id(t) not in visited)
+        visited.add(id(item))
+        stack.append((item, True))
+        if isinstance(item, Node):
+            stack.extend((t if t._node is None else t._node, False) for t in item.inputs if t.requires_grad)
     return reversed(order)
 
 
 def backward(root, grad, retain_graph=False):
     """Accumulate d(root)/d(leaf) * grad into every leaf's .grad."""
-    grads = {id(root): grad}
-    owned = set()  # ids whose gradient buffer was made here (so may be added into in place)
-    for tensor in _topological_order(root):
-        g = grads.pop(id(tensor), None)
-        if g is None:
+    grads = {_key(root): grad}
+    owned = set()  # keys whose gradient buffer was made here (so may be added into in place)
+    for item in _topological_order(root):
+        if not isinstance(item, Node):  # a leaf: accumulate, in its own dtype, across backward calls
+            g = grads.pop(id(item), None)
+            if g is not None:
+                item._accumulate_grad(g)
             continue
-        node = tensor._node
-        if node is None:  # a leaf: accumulate, in its own dtype, across backward calls
-            tensor._accumulate_grad(g)
+        node = item
+        out_grads = [grads.pop((id(node), i), None) for i in range(node.n_outputs)]
+        if all(g is None for g in out_grads):
             continue
-        input_grads = node.function.backward(node.ctx, _upcast(g))
+        input_grads = node.function.backward(node.ctx, *(None if g is None else _upcast(g) for g in out_grads))
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):
@@ -192,20 +213,21 @@ def backward(root, grad, retain_graph=False):
             if tg.shape != t.shape:
                 raise RuntimeError(f"{node.function.__name__}.backward gave a gradient of shape {tg.shape} "
                                    f"for an input of shape {t.shape}")
+            key = _key(t)
             if isinstance(tg, IndexedGrad):
-                if id(t) not in owned:  # a buffer of our own: zeros, or a copy of a gradient others may hold
-                    held = grads.get(id(t))
-                    grads[id(t)] = array_module(tg.values).zeros(t.shape, t.dtype) if held is None else held.astype(t.dtype)
-                    owned.add(id(t))
-                tg.add_into(grads[id(t)])
+                if key not in owned:  # a buffer of our own: zeros, or a copy of a gradient others may hold
+                    held = grads.get(key)
+                    grads[key] = array_module(tg.values).zeros(t.shape, t.dtype) if held is None else held.astype(t.dtype)
+                    owned.add(key)
+                tg.add_into(grads[key])
                 continue
             if tg.dtype != t.dtype:
                 tg = backend.for_array(tg).cast(tg, t.dtype)
-            if id(t) in grads:
-                grads[id(t)] = grads[id(t)] + tg
-                owned.add(id(t))
+            if key in grads:
+                grads[key] = grads[key] + tg
+                owned.add(key)
             else:
-                grads[id(t)] = tg
+                grads[key] = tg
 
 
 def unbroadcast(grad, shape):

@@ -26,13 +26,13 @@ class Tensor:
         self.data = array
         self.requires_grad = requires_grad
         self.grad = None
-        self._node = None
+        self._node, self._output = None, 0  # the op that made it, and which of that op's results it is
 
     @classmethod
     def _wrap(cls, array, requires_grad=False):
         """A Tensor around an array that is already of a valid dtype (no copy, no checks)."""
         t = Tensor.__new__(Tensor)
-        t.data, t.requires_grad, t.grad, t._node = array, requires_grad, None, None
+        t.data, t.requires_grad, t.grad, t._node, t._output = array, requires_grad, None, None, 0
         return t
 
     # ------------------------------------------------------------------ attributes

@@ -27,7 +27,7 @@ except ImportError as err:  # the build is optional: say so once, then run on Nu
 CONTRACT = (
     "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
     "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
-    "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
+    "add_layernorm_forward", "add_rmsnorm_forward", "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
     "attention_forward", "attention_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "cross_entropy_backward",
     "embedding_backward", "adamw_update",
 )
@@ -141,15 +141,34 @@ def layernorm_forward(x, w, b, eps):
     return y, mean, rstd
 
 
-def layernorm_backward(dy, x, w, mean, rstd):
+def add_layernorm_forward(x, delta, w, b, eps):
+    kernel = _kernel("add_layernorm_forward", x, delta, w, b)
+    if kernel is None or x.shape != delta.shape:
+        return reference.add_layernorm_forward(x, delta, w, b, eps)
+    C = x.shape[-1]
+    s, y, mean, rstd = _empty(x.shape), _empty(x.shape), _empty(x.shape[:-1]), _empty(x.shape[:-1])
+    bias = None if b is None else np.ascontiguousarray(b)
+    kernel(_rows(x), _rows(delta), np.ascontiguousarray(w), bias, float(eps), s.reshape(-1, C), y.reshape(-1, C),
+           mean.reshape(-1), rstd.reshape(-1))
+    return s, y, mean, rstd
+
+
+def _add_residual(dx, dres):
+    """dx += dres, in place on the kernel's own output (the C++ backward does not take dres)."""
+    if dres is not None:
+        dx += dres
+    return dx
+
+
+def layernorm_backward(dy, x, w, mean, rstd, dres=None):
     kernel = _kernel("layernorm_backward", dy, x, w, mean, rstd)
     if kernel is None:
-        return reference.layernorm_backward(dy, x, w, mean, rstd)
+        return reference.layernorm_backward(dy, x, w, mean, rstd, dres)
     C = x.shape[-1]
     dx, dw, db = _empty(x.shape), _empty((C,)), _empty((C,))
     kernel(_rows(dy), _rows(x), np.ascontiguousarray(w), np.ascontiguousarray(mean).reshape(-1),
            np.ascontiguousarray(rstd).reshape(-1), dx.reshape(-1, C), dw, db)
-    return dx, dw, db
+    return _add_residual(dx, dres), dw, db
 
 
 def rmsnorm_forward(x, w, eps):
@@ -161,14 +180,24 @@ def rmsnorm_forward(x, w, eps):
     return y, rstd
 
 
-def rmsnorm_backward(dy, x, w, rstd):
+def add_rmsnorm_forward(x, delta, w, eps):
+    kernel = _kernel("add_rmsnorm_forward", x, delta, w)
+    if kernel is None or x.shape != delta.shape:
+        return reference.add_rmsnorm_forward(x, delta, w, eps)
+    C = x.shape[-1]
+    s, y, rstd = _empty(x.shape), _empty(x.shape), _empty(x.shape[:-1])
+    kernel(_rows(x), _rows(delta), np.ascontiguousarray(w), float(eps), s.reshape(-1, C), y.reshape(-1, C), rstd.reshape(-1))
+    return s, y, rstd
+
+
+def rmsnorm_backward(dy, x, w, rstd, dres=None):
     kernel = _kernel("rmsnorm_backward", dy, x, w, rstd)
     if kernel is None:
-        return reference.rmsnorm_backward(dy, x, w, rstd)
+        return reference.rmsnorm_backward(dy, x, w, rstd, dres)
     C = x.shape[-1]
     dx, dw = _empty(x.shape), _empty((C,))
     kernel(_rows(dy), _rows(x), np.ascontiguousarray(w), np.ascontiguousarray(rstd).reshape(-1), dx.reshape(-1, C), dw)
-    return dx, dw
+    return _add_residual(dx, dres), dw
 
 
 # ----------------------------------------------------------------------------------------------

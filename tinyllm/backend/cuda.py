@@ -240,15 +240,35 @@ def layernorm_forward(x, w, b, eps):
     return y, mean, rstd
 
 
-def layernorm_backward(dy, x, w, mean, rstd):
-    code = _code("layernorm_backward", dy, x, w)
+def _delta_code(x, delta):
+    """delta's dtype code for the add_ norms, which write s = x + delta in x's dtype: None unless that is
+    the sum's dtype (delta of x's dtype, or a bfloat16 sublayer output into a float32 residual stream)."""
+    if x.shape != delta.shape or np.promote_types(x.dtype, delta.dtype) != x.dtype:
+        return None
+    return _CODES.get(delta.dtype)
+
+
+def add_layernorm_forward(x, delta, w, b, eps):
+    code, delta_code = _code("add_layernorm_forward", x, w, b), _delta_code(x, delta)
+    if code is None or delta_code is None:
+        return _fallback.add_layernorm_forward(x, delta, w, b, eps)
+    x2, d2, w, b = _rows(x), _rows(delta), _c(w), None if b is None else _c(b)
+    s, y, mean, rstd = _empty(x.shape, x.dtype), _empty(x.shape, x.dtype), _empty(x.shape[:-1]), _empty(x.shape[:-1])
+    _cuda.add_layernorm_forward(x2.data.ptr, d2.data.ptr, w.data.ptr, _ptr(b), s.data.ptr, y.data.ptr, mean.data.ptr,
+                                rstd.data.ptr, x2.shape[0], x2.shape[1], float(eps), code, delta_code, _stream())
+    return s, y, mean, rstd
+
+
+def layernorm_backward(dy, x, w, mean, rstd, dres=None):
+    code = _code("layernorm_backward", dy, x, w, dres)
     if code is None or mean.dtype != F32 or rstd.dtype != F32:
-        return _fallback.layernorm_backward(dy, x, w, mean, rstd)
+        return _fallback.layernorm_backward(dy, x, w, mean, rstd, dres)
     dy2, x2, w, mean, rstd = _rows(dy), _rows(x), _c(w), _c(mean), _c(rstd)
+    dres = None if dres is None else _rows(dres)
     N, C = x2.shape
     dx, dw, db = _empty(x.shape, x.dtype), _empty((C,), w.dtype), _empty((C,), w.dtype)
     scratch = cupy.empty(_cuda.norm_backward_scratch_floats(N, C), F32)
-    _cuda.layernorm_backward(dy2.data.ptr, x2.data.ptr, w.data.ptr, mean.data.ptr, rstd.data.ptr, dx.data.ptr,
+    _cuda.layernorm_backward(dy2.data.ptr, x2.data.ptr, w.data.ptr, mean.data.ptr, rstd.data.ptr, _ptr(dres), dx.data.ptr,
                              dw.data.ptr, db.data.ptr, scratch.data.ptr, N, C, code, _stream())
     return dx, dw, db
 
@@ -264,15 +284,27 @@ def rmsnorm_forward(x, w, eps):
     return y, rstd
 
 
-def rmsnorm_backward(dy, x, w, rstd):
-    code = _code("rmsnorm_backward", dy, x, w)
+def add_rmsnorm_forward(x, delta, w, eps):
+    code, delta_code = _code("add_rmsnorm_forward", x, w), _delta_code(x, delta)
+    if code is None or delta_code is None:
+        return _fallback.add_rmsnorm_forward(x, delta, w, eps)
+    x2, d2, w = _rows(x), _rows(delta), _c(w)
+    s, y, rstd = _empty(x.shape, x.dtype), _empty(x.shape, x.dtype), _empty(x.shape[:-1])
+    _cuda.add_rmsnorm_forward(x2.data.ptr, d2.data.ptr, w.data.ptr, s.data.ptr, y.data.ptr, rstd.data.ptr,
+                              x2.shape[0], x2.shape[1], float(eps), code, delta_code, _stream())
+    return s, y, rstd
+
+
+def rmsnorm_backward(dy, x, w, rstd, dres=None):
+    code = _code("rmsnorm_backward", dy, x, w, dres)
     if code is None or rstd.dtype != F32:
-        return _fallback.rmsnorm_backward(dy, x, w, rstd)
+        return _fallback.rmsnorm_backward(dy, x, w, rstd, dres)
     dy2, x2, w, rstd = _rows(dy), _rows(x), _c(w), _c(rstd)
+    dres = None if dres is None else _rows(dres)
     N, C = x2.shape
     dx, dw = _empty(x.shape, x.dtype), _empty((C,), w.dtype)
     scratch = cupy.empty(_cuda.norm_backward_scratch_floats(N, C), F32)
-    _cuda.rmsnorm_backward(dy2.data.ptr, x2.data.ptr, w.data.ptr, rstd.data.ptr, dx.data.ptr, dw.data.ptr,
+    _cuda.rmsnorm_backward(dy2.data.ptr, x2.data.ptr, w.data.ptr, rstd.data.ptr, _ptr(dres), dx.data.ptr, dw.data.ptr,
                            scratch.data.ptr, N, C, code, _stream())
     return dx, dw
 
@@ -584,6 +616,7 @@ _fallback = types.SimpleNamespace(
     **{name: _on_cupy(getattr(reference, name)) for name in (
         "matmul", "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
         "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
+        "add_layernorm_forward", "add_rmsnorm_forward",
         "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "sum_rows",
         "grad_norm", "clip_grads_")},
     gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,

@@ -107,15 +107,27 @@ def layernorm_forward(x, w, b, eps):
     return y, mean, rstd
 
 
-def layernorm_backward(dy, x, w, mean, rstd):
+def layernorm_backward(dy, x, w, mean, rstd, dres=None):
     """With xhat = (x - mean) * rstd and g = dy * w:
-    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw = sum_rows(dy * xhat),  db = sum_rows(dy).
+    dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) + dres,  dw = sum_rows(dy * xhat),  db = sum_rows(dy).
+
+    dres (may be None) is a gradient that reaches x by another path, the residual stream of a pre-norm
+    block; adding it here saves a pass over dx.
     """
     xhat = (x - mean[..., None]) * rstd[..., None]
     g = dy * w
     dx = rstd[..., None] * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    if dres is not None:
+        dx = dx + dres
     rows = tuple(range(x.ndim - 1))
     return dx, (dy * xhat).sum(axis=rows), dy.sum(axis=rows)
+
+
+def add_layernorm_forward(x, delta, w, b, eps):
+    """s = x + delta, then y = layernorm(s): the residual add and the next norm in one pass.
+    Returns (s, y, mean, rstd); the backward is layernorm_backward(dy, s, w, mean, rstd, dres=ds)."""
+    s = x + delta
+    return (s, *layernorm_forward(s, w, b, eps))
 
 
 def rmsnorm_forward(x, w, eps):
@@ -124,12 +136,21 @@ def rmsnorm_forward(x, w, eps):
     return x * rstd[..., None] * w, rstd
 
 
-def rmsnorm_backward(dy, x, w, rstd):
-    """With xhat = x * rstd and g = dy * w:  dx = rstd * (g - xhat * mean(g * xhat)),  dw = sum_rows(dy * xhat)."""
+def rmsnorm_backward(dy, x, w, rstd, dres=None):
+    """With xhat = x * rstd and g = dy * w:  dx = rstd * (g - xhat * mean(g * xhat)) + dres,
+    dw = sum_rows(dy * xhat);  dres as in layernorm_backward."""
     xhat = x * rstd[..., None]
     g = dy * w
     dx = rstd[..., None] * (g - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    if dres is not None:
+        dx = dx + dres
     return dx, (dy * xhat).sum(axis=tuple(range(x.ndim - 1)))
+
+
+def add_rmsnorm_forward(x, delta, w, eps):
+    """s = x + delta, then y = rmsnorm(s); returns (s, y, rstd). Backward: rmsnorm_backward(dy, s, w, rstd, dres=ds)."""
+    s = x + delta
+    return (s, *rmsnorm_forward(s, w, eps))
 
 
 # ----------------------------------------------------------------------------------------------

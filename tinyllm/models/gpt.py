@@ -176,7 +176,10 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))  (pre-norm residual block)."""
+    """x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))  (pre-norm residual block).
+
+    The first residual add and ln_2 run as one fused op (ln_2.add_norm), which reads x and attn's
+    output once and writes the new x and ln_2's output, instead of a pass for each."""
 
     def __init__(self, config, layer):
         super().__init__()
@@ -186,8 +189,8 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x, rope=None, cache=None):
-        x = x + self.attn(self.ln_1(x), rope, cache)
-        return x + self.mlp(self.ln_2(x))
+        x, h = self.ln_2.add_norm(x, self.attn(self.ln_1(x), rope, cache))
+        return x + self.mlp(h)
 
 
 class GPT(nn.Module):

@@ -62,6 +62,27 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     return norm.RMSNorm.apply(input, weight if weight is not None else _unit_weight(input, n), eps=eps)
 
 
+def _same_shape(input, delta, name):
+    if input.shape != delta.shape:
+        raise ValueError(f"{name}: input and delta must have one shape (no broadcasting), got {input.shape} and {delta.shape}")
+
+
+def add_layer_norm(input, delta, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(s, layer_norm(s)) with s = input + delta, in one fused op: a pre-norm block's residual add and
+    the norm after it. Gradients may flow into both results."""
+    _same_shape(input, delta, "add_layer_norm")
+    n = _normalized_size(input, normalized_shape, "add_layer_norm")
+    return norm.AddLayerNorm.apply(input, delta, weight if weight is not None else _unit_weight(input, n), bias, eps=eps)
+
+
+def add_rms_norm(input, delta, normalized_shape, weight=None, eps=None):
+    """(s, rms_norm(s)) with s = input + delta, in one fused op (see add_layer_norm)."""
+    _same_shape(input, delta, "add_rms_norm")
+    n = _normalized_size(input, normalized_shape, "add_rms_norm")
+    eps = float(np.finfo(dtypes.compute_dtype(input.dtype)).eps) if eps is None else eps
+    return norm.AddRMSNorm.apply(input, delta, weight if weight is not None else _unit_weight(input, n), eps=eps)
+
+
 def gelu(input, approximate="none"):
     return activation.GELU.apply(input, approximate=approximate)
 

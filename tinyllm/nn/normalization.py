@@ -24,6 +24,10 @@ class LayerNorm(Module):
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
+    def add_norm(self, x, delta):
+        """(s, self(s)) with s = x + delta, in one fused op (a pre-norm block's residual add and this norm)."""
+        return F.add_layer_norm(x, delta, self.normalized_shape, self.weight, self.bias, self.eps)
+
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
 
@@ -36,6 +40,10 @@ class RMSNorm(Module):
 
     def forward(self, x):
         return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def add_norm(self, x, delta):
+        """(s, self(s)) with s = x + delta, in one fused op (see LayerNorm.add_norm)."""
+        return F.add_rms_norm(x, delta, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
