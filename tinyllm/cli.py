@@ -12,6 +12,7 @@ COMMAND_MODULES = [
     "tinyllm.train",
     "tinyllm.sample",
     "tinyllm.quickstart",
+    "tinyllm.align.sft",
 ]
 
 
