@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tinyllm.data.prepare import PrepareConfig, run_prepare
 from tinyllm.train import TrainConfig, train
@@ -34,3 +35,30 @@ def reverse_task(n, seed=0):
     rng = np.random.default_rng(seed)
     words = rng.choice(WORDS, n)
     return [(f"reverse {w}", w[::-1], w) for w in words]
+
+
+def resume_matches_a_whole_run(trainer_class, train_fn, make_config, tmp_path, monkeypatch):
+    """Train 6 steps straight, and 6 steps with a crash after step 4 and a resume (from the step-3
+    checkpoint); the final weights must be identical. Returns the resumed run's metrics rows."""
+    from tinyllm.checkpoint import latest_checkpoint, load_tensors
+    from tinyllm.train import read_metrics
+    quiet = dict(log=lambda *a: None, progress=False)
+    train_fn(make_config(tmp_path / "whole"), **quiet)
+    real_step = trainer_class.train_step
+
+    def crash_after_step_4(self):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        return real_step(self)
+    monkeypatch.setattr(trainer_class, "train_step", crash_after_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_fn(make_config(tmp_path / "resumed"), **quiet)
+    monkeypatch.setattr(trainer_class, "train_step", real_step)
+    train_fn(make_config(tmp_path / "resumed"), **quiet)
+    whole, resumed = (load_tensors(latest_checkpoint(tmp_path / r) / "model.safetensors") for r in ("whole", "resumed"))
+    assert whole.keys() == resumed.keys()
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], resumed[name])
+    rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    return rows

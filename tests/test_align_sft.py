@@ -6,14 +6,12 @@ import pytest
 
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
-from align_runs import pretrained_run, reverse_task, write_jsonl  # noqa: E402
+from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.align.data import IGNORE, encode_example, pad_batch  # noqa: E402
 from tinyllm.align.sft import SFTConfig, SFTRun, load_chat_model, sft  # noqa: E402
 from tinyllm.align.template import encode_chat  # noqa: E402
-from tinyllm.checkpoint import latest_checkpoint, load_tensors  # noqa: E402
 from tinyllm.sample import load_run_model  # noqa: E402
-from tinyllm.train import read_metrics  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +56,8 @@ def test_the_sft_loss_is_the_mean_cross_entropy_of_the_assistant_tokens_only(bas
 
 
 def test_an_sft_run_resumes_to_the_same_weights_and_loads_as_a_chat_model(base, chat_data, tmp_path, monkeypatch):
-    quiet = dict(log=lambda *a: None, progress=False)
-    sft(config(base, chat_data, tmp_path / "whole"), **quiet)
-    real_step = SFTRun.train_step
-
-    def crash_after_step_4(self):
-        if self.step == 4:
-            raise KeyboardInterrupt
-        return real_step(self)
-    monkeypatch.setattr(SFTRun, "train_step", crash_after_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        sft(config(base, chat_data, tmp_path / "resumed"), **quiet)
-    monkeypatch.setattr(SFTRun, "train_step", real_step)
-    sft(config(base, chat_data, tmp_path / "resumed"), **quiet)  # from the step-3 checkpoint
-    whole, resumed = (load_tensors(latest_checkpoint(tmp_path / r) / "model.safetensors") for r in ("whole", "resumed"))
-    assert whole.keys() == resumed.keys()
-    for name in whole:
-        np.testing.assert_array_equal(whole[name], resumed[name])
-    rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and "val_loss" in rows[2] and "val_loss" in rows[5]
+    rows = resume_matches_a_whole_run(SFTRun, sft, lambda out: config(base, chat_data, out), tmp_path, monkeypatch)
+    assert "val_loss" in rows[2] and "val_loss" in rows[5]
     model, tokenizer = load_run_model(tmp_path / "whole")
     assert model.config.vocab_size == tokenizer.vocab_size == 304 and tokenizer.token_to_id("<|end|>") == 303
 

@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "tinyllm.sample",
     "tinyllm.quickstart",
     "tinyllm.align.sft",
+    "tinyllm.align.dpo_train",
 ]
 
 

@@ -117,6 +117,12 @@ def pad_batch(examples):
     return inputs, targets
 
 
+def held_out_batches(items, batch_size, max_batches):
+    """(start, slice) of items in order, batch_size at a time, at most max_batches slices (for evaluation)."""
+    for start in range(0, min(len(items), max_batches * batch_size), batch_size):
+        yield start, items[start:start + batch_size]
+
+
 class ExampleLoader(SeededLoader):
     """Batches of example indices: each epoch a fresh shuffle, drawn from a generator seeded with
     (seed, epoch), so the loader's whole state is its step counter and a resumed run sees the same

@@ -17,7 +17,7 @@ from .. import amp, random
 from ..autograd import no_grad
 from ..sample import load_run_model
 from ..train import LoopConfig, Trainer, add_config_flags, fit, flag_values
-from .data import IGNORE, ExampleLoader, encode_example, pad_batch, read_conversations
+from .data import IGNORE, ExampleLoader, encode_example, held_out_batches, pad_batch, read_conversations
 from .template import add_chat_tokens
 
 
@@ -77,9 +77,9 @@ class SFTRun(Trainer):
         if not self.val_examples:
             return {}
         self.model.eval()
-        total, count, size = 0.0, 0, self.config.batch_size
-        for start in range(0, min(len(self.val_examples), self.config.eval_batches * size), size):
-            inputs, targets = pad_batch(self.val_examples[start:start + size])
+        total, count = 0.0, 0
+        for _, batch in held_out_batches(self.val_examples, self.config.batch_size, self.config.eval_batches):
+            inputs, targets = pad_batch(batch)
             with amp.autocast(self.config.dtype):
                 _, loss = self.model(inputs, targets)
             n = int((targets != IGNORE).sum())
