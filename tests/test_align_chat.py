@@ -101,19 +101,52 @@ def test_with_learned_positions_the_oldest_exchanges_make_room(tokenizer, monkey
 def test_repl_with_a_fake_stdin(tokenizer, monkeypatch):
     model = _model(tokenizer)
     session = ChatSession(model, tokenizer, max_new_tokens=5, temperature=0)
-    stdin = io.StringIO("to be\n\n/system Be brief.\nor not\n/reset\n/frobnicate\n/quit\nnever read\n")
+    stdin = io.StringIO("to be\\\nor not\n\n/system Be brief.\nor not\n/reset\n/frobnicate\n/quit\nnever read\n")
     monkeypatch.setattr(sys, "stdin", stdin)
+    asked, reply = [], session.reply
+    monkeypatch.setattr(session, "reply", lambda text, stream=None: asked.append(text) or reply(text, stream))
     out = io.StringIO()
     chat_loop(session, out=out)
     expected = ChatSession(model, tokenizer, max_new_tokens=5, temperature=0)
-    first = expected.reply("to be")
+    first = expected.reply("to be\nor not")  # a line that ends with a backslash goes on
     expected.set_system("Be brief.")
     second = expected.reply("or not")
     text = out.getvalue()
+    assert asked == ["to be\nor not", "or not"]
     assert f"bot> {first}\n" in text and f"bot> {second}\n" in text and text.count("bot> ") == 2
     assert "system message: Be brief." in text and "(the conversation is forgotten)" in text
     assert "unknown command /frobnicate" in text and stdin.read() == "never read\n"
     assert session.messages == [SYSTEM], "/reset kept only the system message"
+
+
+def test_ctrl_c_stops_a_reply_and_the_turn_is_forgotten(tokenizer):
+    model = _model(tokenizer)
+    session, expected = (ChatSession(model, tokenizer, max_new_tokens=6, temperature=0) for _ in range(2))
+    session.reply("to be")
+    expected.reply("to be")
+
+    def interrupt(token):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session.reply("or not", stream=interrupt)
+    assert session.messages == expected.messages and len(session.cache) == 0
+    assert session.reply("or not") == expected.reply("or not") and session.ids == expected.ids
+
+
+def test_repl_ctrl_c_drops_the_typed_line_and_ctrl_d_leaves(tokenizer):
+    session = ChatSession(_model(tokenizer), tokenizer, max_new_tokens=3, temperature=0)
+    inputs = iter([KeyboardInterrupt, "to be", EOFError])
+
+    def read(prompt):
+        item = next(inputs)
+        if isinstance(item, type):
+            raise item
+        return item
+
+    out = io.StringIO()
+    chat_loop(session, read=read, out=out)
+    assert [m["content"] for m in session.messages[::2]] == ["to be"] and out.getvalue().count("bot> ") == 1
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from ..models.gpt import KVCache
 from ..sample import TokenPrinter, add_sampling_arguments, load_chat_run, sampling_options
 from .template import END, SEPARATOR, encode_chat, encode_prompt
 
-HELP = "/reset: forget the conversation   /system TEXT: a new system message (and a new conversation)   /quit"
+HELP = ("commands: /reset (forget the conversation), /system TEXT (start again with this system message), /quit\n"
+        "a line that ends with \\ goes on to the next")
 
 
 class ChatSession:
@@ -89,13 +90,17 @@ class ChatSession:
 
 
 def chat_loop(session, read=input, out=None):
-    """The REPL: read a line, answer it (streamed to out), until /quit or the end of the input."""
+    """The REPL: read a message, answer it (streamed to out), until /quit or the end of the input (Ctrl-D).
+    Ctrl-C stops a reply (the turn is forgotten) or drops the line being typed."""
     out = out or sys.stdout
-    out.write(f"tinyllm chat. {HELP}\n")
+    out.write(f"tinyllm chat\n{HELP}\n")
     while True:
         try:
-            line = read("you> ").strip()
-        except (EOFError, KeyboardInterrupt):
+            line = _read_message(read)
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as in Python's REPL
+            out.write("\n")
+            continue
+        except EOFError:  # Ctrl-D
             out.write("\n")
             return
         command, _, argument = line.partition(" ")
@@ -110,9 +115,18 @@ def chat_loop(session, read=input, out=None):
             session.set_system(argument.strip() or None)
             out.write(f"(a new conversation, system message: {session.system or 'none'})\n")
         elif command.startswith("/"):
-            out.write(f"(unknown command {command}) {HELP}\n")
+            out.write(f"(unknown command {command})\n{HELP}\n")
         else:
             _answer(session, line, out)
+
+
+def _read_message(read):
+    """One message: a line, or several when each but the last ends with a backslash."""
+    lines = [read("you> ")]
+    while lines[-1].endswith("\\"):
+        lines[-1] = lines[-1][:-1]
+        lines.append(read("...  "))
+    return "\n".join(lines).strip()
 
 
 def _answer(session, line, out):
