@@ -2,6 +2,7 @@
 answer from the wrong one, evaluation lines kept out of training, and greedy answers scored."""
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -102,18 +103,43 @@ def test_checkers_accept_the_chosen_answer_and_reject_the_rejected_one(built):
         assert not check("", pair["chosen"])
 
 
+def _fill(task, answer):
+    """What an answer sentence says, "Nay" of "The first word is Nay."."""
+    return re.fullmatch(re.escape(tasks.TASKS[task].reply).replace(r"\{\}", "(.*)"), answer).group(1)
+
+
 def test_the_wrong_answers_are_the_plausible_near_misses(built):
     out, _ = built
     for pair in _read(out / "dpo_train.jsonl"):
-        question, chosen, rejected = pair["prompt"][-1]["content"], pair["chosen"], pair["rejected"]
+        question = pair["prompt"][-1]["content"]
+        chosen, rejected = _fill(pair["task"], pair["chosen"]), _fill(pair["task"], pair["rejected"])
+        line = question.split("? ")[-1]
         if pair["task"] == "count_words":
-            assert abs(int(chosen) - int(rejected)) == 1
+            assert abs(int(chosen) - int(rejected)) == 1 and int(chosen) == len(line.split())
+        elif pair["task"] == "first_word":
+            assert line.split()[:2] == [chosen, rejected]
+        elif pair["task"] == "last_word":
+            assert [w.strip(".,;:!?") for w in line.split()[-2:]] == [rejected, chosen]
         elif pair["task"] == "reverse_words":
-            assert sorted(chosen.split()) == sorted(rejected.split()) and chosen.split()[::-1] == question.split(": ")[1].split()
-        elif pair["task"] in ("which_first", "speaker", "which_play", "continue_line"):
-            assert chosen in question and rejected in question, "both are among the options the prompt names"
+            words = question.split(": ")[1].split()
+            assert chosen.split() == words[::-1] and sorted(rejected.split()) == sorted(words)
         else:
-            assert rejected in question.split("\n")[1]
+            assert f" {chosen}" in question and f" {rejected}" in question, "both are among the options the prompt names"
+
+
+def test_the_words_an_answer_copies_are_the_prompts_tokens(built, tokenizer):
+    """A word of the answer follows a space, as in the prompt, so it is the same BPE token there."""
+    out, _ = built
+    for pair in _read(out / "dpo_train.jsonl")[:40]:
+        if pair["task"] == "count_words":
+            continue
+        prompt, answer = (tokenizer.encode(text) for text in (pair["prompt"][-1]["content"], pair["chosen"]))
+        word = tokenizer.encode(" " + _fill(pair["task"], pair["chosen"]).split()[-1].strip(".,;:!?"))
+        assert _contains(prompt, word) and _contains(answer, word), pair
+
+
+def _contains(ids, part):
+    return any(ids[i:i + len(part)] == part for i in range(len(ids)))
 
 
 def test_validation_and_evaluation_lines_never_appear_in_training(texts, built):

@@ -2,18 +2,20 @@
 
 Every example is a question about one line of a play, its correct answer and a plausible wrong one:
 
-    count_words     "How many words are in this line?"       7         wrong: 6 or 8 (off by one)
-    first_word      "What is the first word of this line?"   Nay       wrong: the second word
-    last_word       "What is the last word of this line?"    yourself  wrong: the word before it
-    reverse_words   "Reverse the order of these words: ..."  c b a     wrong: two neighbours swapped
-    which_first     "Which comes first in this line, X or Y?" X        wrong: Y
-    speaker         "Who speaks this line in Hamlet, A or B?" A        wrong: B
-    which_play      "From which play, spoken by Ham: A, B or C?"       wrong: another option
-    continue_line   "Complete the line: To be, or ... ?  A | B"        wrong: another line's ending
+    count_words     How many words are in this line? ...     There are 7 words.    wrong: 6 or 8
+    first_word      What is the first word of this line? ... The first word is Nay. wrong: the second
+    last_word       What is the last word of this line? ...  The last word is me.  wrong: the one before
+    reverse_words   Reverse the order of these words: a b c  Reversed: c b a.      wrong: two swapped
+    which_first     Which comes first in this line, x or y?  First comes x.        wrong: y
+    speaker         Who speaks this line in Hamlet, A or B?  The speaker is A.     wrong: B
+    which_play      Which play is this line from, P, Q or R? It is from P.         wrong: Q or R
+    continue_line   Complete the line: ... Options: a | b    The line goes on: a   wrong: b, another
+                                                                                  line's ending
 
-The questions are short (a whole conversation fits in ~64 tokens) and the choices are named in the
-prompt, so a small model can learn the format from a few thousand examples (SFT), and the wrong
-answers differ from the right ones in one learnable way (DPO's rejected answers).
+The questions are short (a whole conversation fits in ~80 tokens), the choices are named in the
+prompt and the answer copies them (see Task on why its words are the prompt's tokens), so a small
+model can learn the format from a few thousand examples (SFT), and the wrong answers differ from the
+right ones in one learnable way (DPO's rejected answers).
 
 Held out: each line belongs to one split (train, val or eval), chosen by a hash of its text, so
 validation and evaluation questions are about lines that no training example shows. Plays and
@@ -125,23 +127,31 @@ class Pool:
 # ---- the task families --------------------------------------------------------------------------
 
 class Task:
-    """A family of questions. fits(line, pool): can this line make a question? make(line, pool, rng):
-    (messages without the answer, correct answer, wrong answer). check(answer, expected): is the
-    model's answer right? Answers are compared after `normalize`, so case and punctuation don't count."""
-    name = None
+    """A family of questions about a line.
+
+    fits(line, pool): can this line make a question? question(line, pool, rng): (the user's message,
+    the right fill, a wrong fill) for the family's answer sentence `reply` ("The first word is {}.").
+    check(answer, expected): is the model's answer right? Answers are compared after `normalize`.
+
+    Every word the answer takes from the prompt follows a space in both ("... this line? Nay,
+    answer" and "The first word is Nay."), so BPE gives it the same token in both: the model learns
+    to copy a token, not to respell a word (" stand" and "stand" are different tokens).
+    """
+    name = reply = None
 
     def fits(self, line, pool):
         raise NotImplementedError
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         raise NotImplementedError
+
+    def make(self, line, pool, rng):
+        """(messages without the answer, correct answer, wrong answer)."""
+        question, right, wrong = self.question(line, pool, rng)
+        return [{"role": "user", "content": question}], self.reply.format(right), self.reply.format(wrong)
 
     def check(self, answer, expected):
         return normalize(answer) == normalize(expected)
-
-
-def _ask(question):
-    return [{"role": "user", "content": question}]
 
 
 def _distinct(words):
@@ -149,102 +159,105 @@ def _distinct(words):
 
 
 class CountWords(Task):
-    name = "count_words"
+    """The wrong count is off by one."""
+    name, reply = "count_words", "There are {} words."
 
     def fits(self, line, pool):
         return 3 <= len(line.words) <= 8
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         n = len(line.words)
-        return _ask(f"How many words are in this line?\n{line.text}"), str(n), str(n + rng.choice((-1, 1)))
+        return f"How many words are in this line? {line.text}", n, n + rng.choice((-1, 1))
 
 
 class FirstWord(Task):
-    name = "first_word"
+    """The wrong answer is the second word."""
+    name, reply = "first_word", "The first word is {}."
 
     def fits(self, line, pool):
         return 3 <= len(line.words) <= 10 and _distinct(line.words[:2])
 
-    def make(self, line, pool, rng):
-        return _ask(f"What is the first word of this line?\n{line.text}"), line.words[0], line.words[1]
+    def question(self, line, pool, rng):
+        return f"What is the first word of this line? {line.text}", line.words[0], line.words[1]
 
 
 class LastWord(Task):
-    name = "last_word"
+    """The wrong answer is the word before the last."""
+    name, reply = "last_word", "The last word is {}."
 
     def fits(self, line, pool):
         return 3 <= len(line.words) <= 10 and _distinct(line.words[-2:])
 
-    def make(self, line, pool, rng):
-        return _ask(f"What is the last word of this line?\n{line.text}"), line.words[-1], line.words[-2]
+    def question(self, line, pool, rng):
+        return f"What is the last word of this line? {line.text}", line.words[-1], line.words[-2]
 
 
 class ReverseWords(Task):
     """A short line's words, lower case, in reverse order; the wrong answer swaps two neighbours."""
-    name = "reverse_words"
+    name, reply = "reverse_words", "Reversed: {}."
 
     def fits(self, line, pool):
         return 3 <= len(line.words) <= 5 and _distinct(line.words)
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         words = [w.lower() for w in line.words]
         backwards = words[::-1]
         i = rng.randrange(len(words) - 1)
         swapped = backwards[:i] + [backwards[i + 1], backwards[i]] + backwards[i + 2:]
-        return _ask(f"Reverse the order of these words: {' '.join(words)}"), " ".join(backwards), " ".join(swapped)
+        return f"Reverse the order of these words: {' '.join(words)}", " ".join(backwards), " ".join(swapped)
 
 
 class WhichFirst(Task):
     """Two words of the line, named in random order and lower case (a capital would give the first
-    word of the line away); the answer is the one that comes first."""
-    name = "which_first"
+    word of the line away); the answer is the one that comes first, the wrong one the other."""
+    name, reply = "which_first", "First comes {}."
 
     def fits(self, line, pool):
         return 4 <= len(line.words) <= 10 and _distinct(line.words)
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         i, j = sorted(rng.sample(range(len(line.words)), 2))
         first, second = line.words[i].lower(), line.words[j].lower()
         a, b = (first, second) if rng.random() < 0.5 else (second, first)
-        return _ask(f"Which comes first in this line, {a} or {b}?\n{line.text}"), first, second
+        return f"Which comes first in this line, {a} or {b}? {line.text}", first, second
 
 
 class Speaker(Task):
-    """Who of two main speakers of the play says the line."""
-    name = "speaker"
+    """Who of two main speakers of the play says the line; the wrong answer is the other."""
+    name, reply = "speaker", "The speaker is {}."
 
     def fits(self, line, pool):
         return 4 <= len(line.words) <= 12 and line.play in pool.plays and line.speaker in pool.speakers[line.play]
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         other = rng.choice([s for s in pool.speakers[line.play] if s != line.speaker])
         a, b = (line.speaker, other) if rng.random() < 0.5 else (other, line.speaker)
-        return _ask(f"Who speaks this line in {line.play}, {a} or {b}?\n{line.text}"), line.speaker, other
+        return f"Who speaks this line in {line.play}, {a} or {b}? {line.text}", line.speaker, other
 
 
 class WhichPlay(Task):
-    """Which of three plays the line (and its speaker) comes from."""
-    name = "which_play"
+    """Which of three plays the line (and its speaker) comes from; the wrong answer is another option."""
+    name, reply = "which_play", "It is from {}."
 
     def fits(self, line, pool):
         return 4 <= len(line.words) <= 12 and line.play in pool.plays and len(pool.plays) >= 3
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         others = rng.sample([p for p in pool.plays if p != line.play], 2)
         options = [line.play, *others]
         rng.shuffle(options)
-        question = f"Which play is this line from, {options[0]}, {options[1]} or {options[2]}? {line.speaker} says:\n{line.text}"
-        return _ask(question), line.play, others[0]
+        question = f"Which play is this line from, {options[0]}, {options[1]} or {options[2]}? {line.speaker} says: {line.text}"
+        return question, line.play, others[0]
 
 
 class ContinueLine(Task):
     """The first half of a line and two endings: its own and the ending of another line that fits."""
-    name = "continue_line"
+    name, reply = "continue_line", "The line goes on: {}"
 
     def fits(self, line, pool):
         return 6 <= len(line.words) <= 10
 
-    def make(self, line, pool, rng):
+    def question(self, line, pool, rng):
         start, ending = self._halves(line)
         while True:
             other = rng.choice(pool.lines)
@@ -252,7 +265,7 @@ class ContinueLine(Task):
             if self.fits(other, pool) and normalize(wrong) != normalize(ending):
                 break
         a, b = (ending, wrong) if rng.random() < 0.5 else (wrong, ending)
-        return _ask(f"Complete the line: {start} ...\nOptions: {a} | {b}"), ending, wrong
+        return f"Complete the line: {start} ... Options: {a} | {b}", ending, wrong
 
     @staticmethod
     def _halves(line):
