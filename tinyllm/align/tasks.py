@@ -7,7 +7,7 @@ Every example is a question about one line of a play, its correct answer and a p
     last_word       What is the last word of this line? ...  The last word is me.  wrong: the one before
     reverse_words   Reverse the order of these words: a b c  Reversed: c b a.      wrong: two swapped
     which_first     Which comes first in this line, x or y?  First comes x.        wrong: y
-    speaker         Who speaks this line in Hamlet, A or B?  The speaker is A.     wrong: B
+    speaker         Who says the words x y z? A: ... B: ...  The speaker is A.     wrong: B
     which_play      Which play is this line from, P, Q or R? It is from P.         wrong: Q or R
     continue_line   Complete the line: ... Options: a | b    The line goes on: a   wrong: b, another
                                                                                   line's ending
@@ -18,8 +18,8 @@ model can learn the format from a few thousand examples (SFT), and the wrong ans
 right ones in one learnable way (DPO's rejected answers).
 
 Held out: each line belongs to one split (train, val or eval), chosen by a hash of its text, so
-validation and evaluation questions are about lines that no training example shows. Plays and
-speakers are shared: the model has to know them to answer.
+validation and evaluation questions are about lines that no training example shows. Plays are
+shared: which_play asks the model to know them.
 """
 import dataclasses
 import hashlib
@@ -38,7 +38,7 @@ SPLITS = {"val": 0, "eval": 1}  # a line whose hash is 0 mod 10 is a validation 
 _CLEAN_LINE = re.compile(r"[A-Za-z][A-Za-z' ,.;:!?]*")  # letters, apostrophes, spaces, simple punctuation
 _SPEAKER = re.compile(r"[A-Z][A-Za-z' ]{0,24}\.|[A-Z][A-Z' ]{1,24}")  # "Ham.", "Sir Toby.", "LYSANDER"
 _FIRST_SCENE = re.compile(r"^(ACT|SCENE|PROLOGUE|INDUCTION)\b", re.IGNORECASE | re.MULTILINE)  # persons are listed before
-MIN_SPEAKER_LINES = 20  # the speakers of the `speaker` task: those with at least this many lines
+MIN_SPEAKER_LINES = 20  # a play's main speakers: those with at least this many lines
 
 
 # ---- lines of the plays -------------------------------------------------------------------------
@@ -111,17 +111,17 @@ def split_of(line):
 
 
 class Pool:
-    """The lines of one split, with what the tasks draw their options from: each play's main speakers
-    (those with at least MIN_SPEAKER_LINES lines in the whole corpus), and the plays with two or more."""
+    """The lines of one split, by play too, with what which_play draws its options from: the plays with
+    two or more main speakers (those with at least MIN_SPEAKER_LINES lines in the whole corpus)."""
 
     def __init__(self, lines, all_lines):
         self.lines = lines
-        counts = Counter((line.play, line.speaker) for line in all_lines)
-        self.speakers = defaultdict(list)
-        for (play, speaker), n in sorted(counts.items()):
-            if n >= MIN_SPEAKER_LINES:
-                self.speakers[play].append(speaker)
-        self.plays = sorted(play for play, speakers in self.speakers.items() if len(speakers) > 1)
+        self.by_play = defaultdict(list)
+        for line in lines:
+            self.by_play[line.play].append(line)
+        lines_of = Counter((line.play, line.speaker) for line in all_lines)
+        main_speakers = Counter(play for (play, _), n in lines_of.items() if n >= MIN_SPEAKER_LINES)
+        self.plays = sorted(play for play, n in main_speakers.items() if n > 1)
 
 
 # ---- the task families --------------------------------------------------------------------------
@@ -223,16 +223,23 @@ class WhichFirst(Task):
 
 
 class Speaker(Task):
-    """Who of two main speakers of the play says the line; the wrong answer is the other."""
+    """Two lines of a play by two speakers, each after its speaker's name, and three words of one of
+    them: who says them? The wrong answer is the other speaker. (Who says a line the model has never
+    seen is beyond a small model's memory; finding it in the passage is not.)"""
     name, reply = "speaker", "The speaker is {}."
 
     def fits(self, line, pool):
-        return 4 <= len(line.words) <= 12 and line.play in pool.plays and line.speaker in pool.speakers[line.play]
+        return 4 <= len(line.words) <= 10
 
     def question(self, line, pool, rng):
-        other = rng.choice([s for s in pool.speakers[line.play] if s != line.speaker])
-        a, b = (line.speaker, other) if rng.random() < 0.5 else (other, line.speaker)
-        return f"Who speaks this line in {line.play}, {a} or {b}? {line.text}", line.speaker, other
+        i = rng.randrange(len(line.words) - 2)
+        quote = " ".join(line.words[i:i + 3])
+        while True:
+            other = rng.choice(pool.by_play[line.play])
+            if other.speaker != line.speaker and self.fits(other, pool) and normalize(quote) not in normalize(other.text):
+                break
+        a, b = (line, other) if rng.random() < 0.5 else (other, line)
+        return f"Who says the words {quote}? {a.speaker}: {a.text} {b.speaker}: {b.text}", line.speaker, other.speaker
 
 
 class WhichPlay(Task):
