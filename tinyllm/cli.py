@@ -12,6 +12,9 @@ COMMAND_MODULES = [
     "tinyllm.train",
     "tinyllm.sample",
     "tinyllm.quickstart",
+    "tinyllm.align.sft",
+    "tinyllm.align.dpo_train",
+    "tinyllm.align.chat",
 ]
 
 

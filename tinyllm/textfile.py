@@ -1,4 +1,5 @@
 """Reading a user's text file, with an error that says which file and where it went wrong."""
+import json
 import pathlib
 
 BINARY_SNIFF_BYTES = 8192  # a NUL byte in the first 8 KiB marks a binary file
@@ -20,3 +21,15 @@ def read_utf8(path):
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: invalid UTF-8 at byte offset {err.start} (byte 0x{data[err.start]:02x})") from None
+
+
+def read_jsonl(path):
+    """(line number, object) for each non-blank line of a JSONL file (strict UTF-8); a line that is not
+    JSON is a ValueError naming the file and the line. What the objects must hold is the caller's check."""
+    for lineno, line in enumerate(read_utf8(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None

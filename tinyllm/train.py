@@ -5,6 +5,10 @@ grad_accum before backward so the gradients add up to the mean; then the gradien
 AdamW steps with the scheduled learning rate (linear warmup, cosine decay), and the step is logged.
 With float16 the loss is scaled up before backward and a step with inf/NaN gradients is skipped.
 
+`Trainer` holds what every training run shares (the step above, checkpoints, exact resume) and `fit`
+is the loop (evaluate, log, checkpoint); pretraining's `Run` here, and SFT and DPO in tinyllm.align,
+are Trainers that say only how a step's loss is computed and how they are evaluated.
+
 A run directory holds everything about a run:
 
     config.json        the resolved configuration (a run is restarted from it)
@@ -17,7 +21,6 @@ import dataclasses
 import json
 import math
 import pathlib
-import shutil
 import time
 
 import numpy as np
@@ -34,14 +37,12 @@ from .optim.lr_schedule import warmup_cosine
 from .plot import plot_curves
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    data: str                          # a folder made by `tinyllm data prepare`
+@dataclasses.dataclass(kw_only=True)
+class LoopConfig:
+    """What every training loop (pretraining, SFT, DPO) is configured by: steps, AdamW and its
+    schedule, evaluation and checkpoints."""
     out: str = "runs/default"          # the run directory
-    model: str = "small"               # a preset of tinyllm.models.gpt
-    model_overrides: dict = dataclasses.field(default_factory=dict)  # GPTConfig fields to change
     batch_size: int = 16
-    tokens_per_step: int = 0           # 0: one micro-batch per step; else accumulate up to this many tokens
     max_steps: int = 1000
     lr: float = 1e-3
     min_lr: float = 1e-4
@@ -66,6 +67,14 @@ class TrainConfig:
         return cls(**values)
 
 
+@dataclasses.dataclass(kw_only=True)
+class TrainConfig(LoopConfig):
+    data: str                          # a folder made by `tinyllm data prepare`
+    model: str = "small"               # a preset of tinyllm.models.gpt
+    model_overrides: dict = dataclasses.field(default_factory=dict)  # GPTConfig fields to change
+    tokens_per_step: int = 0           # 0: one micro-batch per step; else accumulate up to this many tokens
+
+
 def load_config_file(path):
     """Training options from a TOML or JSON file."""
     path = pathlib.Path(path)
@@ -81,44 +90,25 @@ def load_config_file(path):
         raise ValueError(f"{path}: can't parse the config file: {err}") from None
 
 
-class Run:
-    """A training run's model, optimizer, data and bookkeeping, built from a TrainConfig."""
+class Trainer:
+    """What the training runs share (pretraining here, SFT and DPO in tinyllm.align): the run
+    directory, the optimizer step with clipping, the schedule and the loss scaler, checkpoints and
+    exact resume. A subclass sets model, model_config, tokenizer, optimizer and loader (anything with
+    state_dict / load_state_dict) and defines forward_backward, validation_metrics and describe."""
+
+    section = "train"  # the key of the training options in config.json
 
     def __init__(self, config):
         self.config = config
         self.dir = pathlib.Path(config.out)
-        self.data = pathlib.Path(config.data)
-        self.train_shards, self.val_shards = split_shards(self.data, "train"), split_shards(self.data, "val")
-        self.tokenizer = BPETokenizer.from_file(self.data / "tokenizer.json")
-        random.manual_seed(config.seed)
-        overrides = {"vocab_size": self.tokenizer.vocab_size, **config.model_overrides}
-        self.model_config = GPTConfig.from_preset(config.model, **overrides)
-        self.model = GPT(self.model_config)
-        self.block_size = self.model_config.block_size
-        micro_tokens = config.batch_size * self.block_size
-        self.grad_accum = max(1, config.tokens_per_step // micro_tokens) if config.tokens_per_step else 1
-        self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
-        self.loader = TrainLoader(self.train_shards, config.batch_size, self.block_size, seed=config.seed)
         self.scaler = amp.GradScaler(enabled=config.dtype == "float16")
         self.step = 0
-
-    @classmethod
-    def open(cls, run_dir):
-        """The Run saved in run_dir, restored to its newest checkpoint."""
-        config_file = pathlib.Path(run_dir) / "config.json"
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{run_dir}: not a training run (no config.json)")
-        config = TrainConfig.from_dict({**json.loads(config_file.read_text())["train"], "out": str(run_dir)}, where=str(config_file))
-        run = cls(config)
-        if not run.resume():
-            raise ValueError(f"{run_dir}: the run has no checkpoint yet")
-        return run
 
     def write_run_files(self):
         """The resolved configuration and the tokenizer, saved with the run."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.data / "tokenizer.json", self.dir / "tokenizer.json")
-        atomic_write_json(self.dir / "config.json", {"train": dataclasses.asdict(self.config),
+        self.tokenizer.save(self.dir / "tokenizer.json")
+        atomic_write_json(self.dir / "config.json", {self.section: dataclasses.asdict(self.config),
                                                      "model": dataclasses.asdict(self.model_config)})
 
     # ------------------------------------------------------------------ state
@@ -141,25 +131,83 @@ class Run:
 
     # ------------------------------------------------------------------ work
     def train_step(self):
-        """One optimizer step; returns its metrics."""
+        """One optimizer step; returns its metrics (forward_backward's, then lr, grad_norm, skipped)."""
         cfg = self.config
         lr = warmup_cosine(self.step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = 0.0
-        for _ in range(self.grad_accum):
-            window = next(self.loader)
-            with amp.autocast(cfg.dtype):
-                _, loss = self.model(window[:, :-1], window[:, 1:])
-            self.scaler.scale(loss / self.grad_accum).backward()
-            loss_sum += loss.item()
+        row = self.forward_backward()
         self.scaler.unscale_(self.optimizer)
         norm = float(clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
         stepped = self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
         self.step += 1
-        return {"step": self.step, "loss": loss_sum / self.grad_accum, "lr": lr, "grad_norm": norm, "skipped": not stepped}
+        return {"step": self.step, **row, "lr": lr, "grad_norm": norm, "skipped": not stepped}
+
+    def forward_backward(self):
+        """Gradients of this step's loss, left in .grad (scaled by self.scaler); returns
+        {"loss": float, "tokens": tokens processed, ...any other metric of the step}."""
+        raise NotImplementedError
+
+    def validation_metrics(self):
+        """{"val_loss": float, ...} on (part of) the validation data."""
+        raise NotImplementedError
+
+    def describe(self):
+        """One line about the model and the step, logged at the start."""
+        raise NotImplementedError
+
+
+class Run(Trainer):
+    """A pretraining run's model, optimizer, data and bookkeeping, built from a TrainConfig."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.data = pathlib.Path(config.data)
+        self.train_shards, self.val_shards = split_shards(self.data, "train"), split_shards(self.data, "val")
+        self.tokenizer = BPETokenizer.from_file(self.data / "tokenizer.json")
+        random.manual_seed(config.seed)
+        overrides = {"vocab_size": self.tokenizer.vocab_size, **config.model_overrides}
+        self.model_config = GPTConfig.from_preset(config.model, **overrides)
+        self.model = GPT(self.model_config)
+        self.block_size = self.model_config.block_size
+        micro_tokens = config.batch_size * self.block_size
+        self.grad_accum = max(1, config.tokens_per_step // micro_tokens) if config.tokens_per_step else 1
+        self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
+        self.loader = TrainLoader(self.train_shards, config.batch_size, self.block_size, seed=config.seed)
+
+    @classmethod
+    def open(cls, run_dir):
+        """The Run saved in run_dir, restored to its newest checkpoint."""
+        config_file = pathlib.Path(run_dir) / "config.json"
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{run_dir}: not a training run (no config.json)")
+        config = TrainConfig.from_dict({**json.loads(config_file.read_text())["train"], "out": str(run_dir)}, where=str(config_file))
+        run = cls(config)
+        if not run.resume():
+            raise ValueError(f"{run_dir}: the run has no checkpoint yet")
+        return run
+
+    def describe(self):
+        cfg = self.config
+        return (f"model: {cfg.model} ({self.model.num_parameters():,} parameters), "
+                f"{self.grad_accum * cfg.batch_size * self.block_size:,} tokens per step "
+                f"({self.grad_accum} x {cfg.batch_size} x {self.block_size}), {cfg.max_steps} steps, dtype {cfg.dtype}")
+
+    def forward_backward(self):
+        """grad_accum micro-batches of random windows, each loss divided by grad_accum."""
+        loss_sum = 0.0
+        for _ in range(self.grad_accum):
+            window = next(self.loader)
+            with amp.autocast(self.config.dtype):
+                _, loss = self.model(window[:, :-1], window[:, 1:])
+            self.scaler.scale(loss / self.grad_accum).backward()
+            loss_sum += loss.item()
+        return {"loss": loss_sum / self.grad_accum, "tokens": self.grad_accum * self.config.batch_size * self.block_size}
+
+    def validation_metrics(self):
+        return {"val_loss": self.evaluate(self.config.eval_batches)}
 
     @no_grad()
     def evaluate(self, max_batches=None, with_bytes=False):
@@ -187,28 +235,26 @@ class Run:
         return (total / count, total, n_bytes) if with_bytes else total / count
 
 
-def train(config, log=print, progress=True):
-    """Run (or resume) training to config.max_steps; return the final validation loss."""
-    run = Run(config)
+def fit(run, log=print, progress=True):
+    """Train a Trainer from its newest checkpoint (if any) to config.max_steps, evaluating, logging to
+    metrics.jsonl and checkpointing on the way; return the last validation metrics."""
     if run.resume():
         log(f"resumed {run.dir} at step {run.step}")
     run.write_run_files()
-    cfg = config
-    tokens_per_step = run.grad_accum * cfg.batch_size * run.block_size
-    log(f"model: {cfg.model} ({run.model.num_parameters():,} parameters), {tokens_per_step:,} tokens per step "
-        f"({run.grad_accum} x {cfg.batch_size} x {run.block_size}), {cfg.max_steps} steps, dtype {cfg.dtype}")
-    metrics_path = run.dir / "metrics.jsonl"
+    cfg = run.config
+    log(run.describe())
     bar = _progress_bar(cfg.max_steps, run.step, progress)
-    val_loss = math.nan
-    with open(metrics_path, "a", encoding="utf-8") as metrics:
+    validation = {}
+    with open(run.dir / "metrics.jsonl", "a", encoding="utf-8") as metrics:
         while run.step < cfg.max_steps:
             start = time.perf_counter()
             row = run.train_step()
-            row["tokens_per_s"] = tokens_per_step / (time.perf_counter() - start)
+            row["tokens_per_s"] = row["tokens"] / (time.perf_counter() - start)
             if row["skipped"]:
                 log(f"step {run.step}: inf/NaN gradients, step skipped; loss scale now {run.scaler.scale_value:g}")
             if run.step % cfg.eval_interval == 0 or run.step == cfg.max_steps:
-                val_loss = row["val_loss"] = run.evaluate(cfg.eval_batches)
+                validation = run.validation_metrics()
+                row.update(validation)
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
             bar.update(row)
@@ -216,8 +262,13 @@ def train(config, log=print, progress=True):
                 run.save()
                 plot_loss(run.dir)
     bar.close()
-    if math.isnan(val_loss):
-        val_loss = run.evaluate(cfg.eval_batches)
+    return validation or run.validation_metrics()
+
+
+def train(config, log=print, progress=True):
+    """Run (or resume) pretraining to config.max_steps; return the final validation loss."""
+    run = Run(config)
+    val_loss = fit(run, log, progress)["val_loss"]
     log(f"validation loss {val_loss:.4f} (perplexity {math.exp(val_loss):.1f}) after {run.step} steps; run saved in {run.dir}")
     return val_loss
 
@@ -252,7 +303,7 @@ def _jsonable(state):
 
 
 class _progress_bar:
-    """A tqdm bar with loss, tokens/s and time left, or plain lines every log_interval steps."""
+    """A tqdm bar with loss, tokens/s (DPO: preference accuracy), validation loss and time left; or nothing."""
 
     def __init__(self, total, initial, enabled):
         self.bar = None
@@ -264,8 +315,9 @@ class _progress_bar:
         if self.bar is None:
             return
         postfix = {"loss": f"{row['loss']:.3f}", "tok/s": f"{row['tokens_per_s']:,.0f}"}
-        if "val_loss" in row:
-            postfix["val"] = f"{row['val_loss']:.3f}"
+        for key, short in (("rewards/accuracies", "acc"), ("val_loss", "val")):
+            if key in row:
+                postfix[short] = f"{row[key]:.3f}"
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(1)
 
@@ -286,11 +338,19 @@ def evaluate_run(run_dir, log=print):
 
 # ---------------------------------------------------------------------------------------------- CLI
 
-_FLAGS = {  # TrainConfig fields settable by a flag of their own
-    "out": str, "model": str, "batch_size": int, "tokens_per_step": int, "max_steps": int, "lr": float,
-    "min_lr": float, "warmup_steps": int, "weight_decay": float, "grad_clip": float, "eval_interval": int,
-    "eval_batches": int, "checkpoint_interval": int, "dtype": str, "seed": int,
-}
+_SKIPPED_FLAGS = ("data", "model_overrides", "beta1", "beta2", "log_interval")  # set otherwise, or by config file
+
+
+def add_config_flags(parser, config_class, skip=_SKIPPED_FLAGS):
+    """A --flag-name for each str, int and float field of a LoopConfig subclass (None: keep the default)."""
+    for field in dataclasses.fields(config_class):
+        if field.name not in skip and field.type in (str, int, float):
+            parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=field.type)
+
+
+def flag_values(args, config_class):
+    """The config fields given as flags on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if getattr(args, f.name, None) is not None}
 
 
 def config_from_args(args):
@@ -299,9 +359,7 @@ def config_from_args(args):
     values["data"] = args.data or values.get("data")
     if not values["data"]:
         raise ValueError("say which prepared data folder to train on: --data DIR (or `data` in the config file)")
-    for name in _FLAGS:
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
+    values.update(flag_values(args, TrainConfig))
     for item in args.set or []:
         key, _, value = item.partition("=")
         try:
@@ -316,8 +374,7 @@ def add_commands(subparsers):
     p = subparsers.add_parser("train", help="pretrain a GPT on a prepared data folder (resumes a run that exists)")
     p.add_argument("--data", help="folder made by `tinyllm data prepare`")
     p.add_argument("--config", help="TOML or JSON file of training options (flags override it)")
-    for name, kind in _FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    add_config_flags(p, TrainConfig)
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="change a GPTConfig field, e.g. --set n_layer=2")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=lambda args: train(config_from_args(args), progress=not args.no_progress) and None)

@@ -41,7 +41,22 @@ def _gather(arrays, shard, start, window):
     return out
 
 
-class TrainLoader:
+class SeededLoader:
+    """A loader whose batch number `step` is a function of (seed, step): its whole state is the step."""
+
+    def __iter__(self):
+        return self
+
+    def state_dict(self):
+        return {"seed": self.seed, "step": self.step}
+
+    def load_state_dict(self, state):
+        if state["seed"] != self.seed:
+            raise ValueError(f"loader state is for seed {state['seed']}, this loader has seed {self.seed}")
+        self.step = int(state["step"])
+
+
+class TrainLoader(SeededLoader):
     """Random (batch_size, block_size + 1) windows: `for w in loader` or `next(loader)`."""
 
     def __init__(self, shards, batch_size, block_size, seed=0, rank=0, world_size=1):
@@ -57,9 +72,6 @@ class TrainLoader:
         self._first = np.cumsum(starts) - starts  # global index of each shard's first window
         self._total = int(starts.sum())
 
-    def __iter__(self):
-        return self
-
     def __next__(self):
         rng = np.random.default_rng([self.seed, self.step])
         picks = rng.integers(0, self._total, size=self.batch_size * self.world_size)
@@ -67,15 +79,6 @@ class TrainLoader:
         self.step += 1
         shard = np.searchsorted(self._first, picks, side="right") - 1
         return _gather(self.arrays, shard, picks - self._first[shard], self.window)
-
-    def state_dict(self):
-        return {"seed": self.seed, "step": self.step}
-
-    def load_state_dict(self, state):
-        if state["seed"] != self.seed:
-            raise ValueError(f"loader state is for seed {state['seed']}, this loader has seed {self.seed}")
-        self.step = int(state["step"])
-
 
 def eval_batches(shards, batch_size, block_size, rank=0, world_size=1):
     """Yield (b, block_size + 1) windows, b <= batch_size, covering the shards in order."""

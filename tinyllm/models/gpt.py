@@ -258,6 +258,32 @@ class GPT(nn.Module):
             loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-100)
         return logits, loss
 
+    def resize_token_embeddings(self, new_vocab_size):
+        """Grow the token embedding (and an untied lm_head) to new_vocab_size rows, for new tokens such
+        as chat markers; existing rows are kept, so every existing id means what it did.
+
+        Each new row is the mean of the existing rows (as Hugging Face does since 4.46, after Hewitt
+        2021): a new token then starts where the model's tokens are on average, and with a tied head
+        its logit is the mean logit, so it takes no probability mass from the tokens the model knows
+        and the pretrained model's predictions barely change. Random rows could dominate the softmax.
+        Build the optimizer after resizing: the grown tables are new Parameters.
+        """
+        old = self.config.vocab_size
+        if new_vocab_size < old:
+            raise ValueError(f"resize_token_embeddings only grows the vocabulary: {new_vocab_size} < {old}")
+
+        def grown(weight):
+            rows = weight.detach().numpy()
+            fresh = np.repeat(rows.mean(axis=0, keepdims=True), new_vocab_size - old, axis=0)
+            return nn.Parameter(tensor(np.concatenate([rows, fresh]), dtype=weight.dtype, device=weight.device))
+
+        wte = self.transformer.wte
+        wte.weight, wte.num_embeddings = grown(wte.weight), new_vocab_size
+        self.lm_head.weight = wte.weight if self.config.tie_weights else grown(self.lm_head.weight)
+        self.lm_head.out_features = new_vocab_size
+        self.config.vocab_size = new_vocab_size
+        return self
+
     def num_parameters(self):
         """The number of parameters, a tied weight counted once."""
         return sum(p.numel() for p in self.parameters())

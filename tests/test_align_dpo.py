@@ -1,0 +1,90 @@
+"""DPO training: sequence log-probabilities over the answer only, log 2 at step 0, exact resume."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
+
+from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
+from tinyllm import cli  # noqa: E402
+from tinyllm.align.data import encode_pair  # noqa: E402
+from tinyllm.align.dpo_train import DPOConfig, DPORun, dpo, sequence_logps, token_kl  # noqa: E402
+from tinyllm.align.sft import load_chat_model  # noqa: E402
+from tinyllm.align.template import encode_chat  # noqa: E402
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return pretrained_run(tmp_path_factory.mktemp("align"))
+
+
+@pytest.fixture(scope="module")
+def pairs(base):
+    tasks = reverse_task(24)
+    records = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in tasks]
+    records[0]["prompt"] = [{"role": "system", "content": "be brief"}, {"role": "user", "content": tasks[0][0]}]
+    return write_jsonl(base.parent / "pairs.jsonl", records[:16]), write_jsonl(base.parent / "pairs_val.jsonl", records[16:])
+
+
+def config(base, pairs, out, **changes):
+    values = dict(sft=str(base), data=str(pairs[0]), val=str(pairs[1]), out=str(out), batch_size=4, max_steps=6,
+                  warmup_steps=2, eval_interval=3, eval_batches=1, checkpoint_interval=3, lr=1e-2)
+    return DPOConfig(**{**values, **changes})
+
+
+def test_sequence_logps_sum_the_log_probabilities_of_the_answer_tokens_only(base):
+    model, tok = load_chat_model(base)
+    prompt, chosen, rejected = [{"role": "user", "content": "reverse night"}], [{"role": "assistant", "content": "thgin"}], \
+        [{"role": "assistant", "content": "night night"}]
+    from tinyllm.align.data import pad_batch
+    inputs, targets = pad_batch(list(encode_pair(tok, prompt, chosen, rejected, 32)))
+    logits, _ = model(inputs)
+    got = sequence_logps(logits, targets).detach().numpy()
+    z = logits.detach().numpy().astype(np.float64)
+    logp = z - z.max(-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+    start = len(encode_chat(tok, prompt)[0])
+    for row, answer in enumerate((chosen, rejected)):
+        ids, _ = encode_chat(tok, prompt + answer)
+        answer_ids = tok.encode(answer[0]["content"]) + [tok.token_to_id("<|end|>")]
+        assert ids[start + 1:start + 1 + len(answer_ids)].tolist() == answer_ids
+        expected = sum(logp[row, t - 1, ids[t]] for t in range(start + 1, start + 1 + len(answer_ids)))  # not the marker
+        np.testing.assert_allclose(got[row], expected, rtol=1e-5)
+
+
+def test_token_kl_is_zero_for_equal_models_and_matches_a_direct_sum():
+    rng = np.random.default_rng(0)
+    p, q = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 5))
+    targets = np.array([[-100, 1, 2], [3, -100, -100]])
+    assert token_kl(p, p, targets) == pytest.approx(0.0, abs=1e-12)
+    P, Q = (np.exp(x) / np.exp(x).sum(-1, keepdims=True) for x in (p, q))
+    keep = targets != -100
+    assert token_kl(p, q, targets) == pytest.approx(np.mean((P * np.log(P / Q)).sum(-1)[keep]))
+
+
+def test_the_first_step_has_loss_log_2_and_zero_rewards_and_kl(base, pairs, tmp_path):
+    run = DPORun(config(base, pairs, tmp_path / "first"))
+    row = run.forward_backward()  # policy == reference
+    assert row["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "kl"):
+        assert row[key] == pytest.approx(0.0, abs=1e-5)
+    np.testing.assert_allclose(run.reference_logps["train"][:, 0], run._pair_logps(run.model, run.train_pairs)[:, 0], rtol=1e-5)
+    assert DPORun(config(base, pairs, tmp_path / "first")).reference_logps["train"].shape == (16, 2)  # from the cache
+
+
+def test_a_dpo_run_resumes_to_the_same_weights_and_logs_the_preference_metrics(base, pairs, tmp_path, monkeypatch):
+    rows = resume_matches_a_whole_run(DPORun, dpo, lambda out: config(base, pairs, out), tmp_path, monkeypatch)
+    for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "kl", "val_loss",
+                "val_rewards/accuracies", "val_kl"):
+        assert key in rows[5]
+
+
+def test_dpo_from_the_command_line(base, pairs, tmp_path):
+    out = tmp_path / "cli"
+    args = ["dpo", "--sft", str(base), "--data", str(pairs[0]), "--out", str(out), "--max-steps", "1", "--batch-size", "2",
+            "--beta", "0.5", "--loss-type", "ipo", "--no-progress"]
+    assert cli.main(args) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["dpo"]["beta"] == 0.5 and saved["dpo"]["loss_type"] == "ipo"
+    assert cli.main(args[:-1] + ["--loss-type", "hinge", "--out", str(tmp_path / "x")]) == 1

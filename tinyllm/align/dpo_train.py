@@ -1,0 +1,198 @@
+"""`tinyllm dpo`: Direct Preference Optimization of an SFT run on pairs of answers (see dpo.py for the loss).
+
+The policy starts as the SFT model; the reference is the same SFT model, frozen. A pair's sequence
+log-probability is the sum over the answer's tokens only (data.encode_pair's targets):
+
+    log pi(y|x) = sum over answer tokens t of log pi(y_t | x, y_<t)
+
+The reference's log-probabilities never change, so they are computed once, before training, and
+cached in the run directory (reference_logps.safetensors). Each step runs the policy once on the
+batch's chosen and rejected sequences stacked together, and logs TRL's metrics:
+
+    rewards/chosen, rewards/rejected   beta * (log pi - log ref) of each answer, averaged
+    rewards/margins                    their difference
+    rewards/accuracies                 how often the chosen answer's reward beats the rejected one's
+                                       (a tie counts half: at step 0, policy = reference, it is 0.5)
+    kl                                 KL(pi || ref) per answer token, on the chosen answers:
+                                       sum over the vocabulary of pi (log pi - log ref) at each position,
+                                       averaged over the answer tokens (the reference runs on them too)
+
+and the same on the held-out pairs (val_ prefix). Checkpoints and exact resume are train.Trainer's.
+"""
+import dataclasses
+
+import numpy as np
+
+from .. import amp, random
+from ..autograd import no_grad
+from ..checkpoint import load_tensors, save_tensors
+from ..creation import tensor
+from ..nn import functional as F
+from ..train import LoopConfig, Trainer, add_config_flags, fit, flag_values
+from .data import IGNORE, ExampleLoader, encode_pair, held_out_batches, pad_batch, read_pairs
+from .dpo import LOSS_TYPES, dpo_loss
+from .sft import load_chat_model
+
+REFERENCE_FILE = "reference_logps.safetensors"
+
+
+@dataclasses.dataclass(kw_only=True)
+class DPOConfig(LoopConfig):
+    sft: str                   # the SFT run directory: the policy's start and the reference
+    data: str                  # JSONL of prompt / chosen / rejected
+    val: str | None = None     # held-out pairs, for the validation metrics
+    out: str = "runs/dpo"
+    beta: float = 0.1
+    label_smoothing: float = 0.0
+    loss_type: str = "sigmoid"
+    batch_size: int = 16
+    max_steps: int = 200
+    lr: float = 1e-4
+    min_lr: float = 1e-5
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    eval_interval: int = 50
+    eval_batches: int = 10
+    checkpoint_interval: int = 50
+
+
+def sequence_logps(logits, targets):
+    """(B,) sums of log p(target) over the positions whose target is not IGNORE, from (B, T, V) logits."""
+    B, T, V = logits.shape
+    nll = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(-1), ignore_index=IGNORE, reduction="none")
+    return -nll.reshape(B, T).sum(dim=1)
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def token_kl(policy_logits, reference_logits, targets):
+    """KL(pi || ref) of the next-token distributions, averaged over the positions whose target is not
+    IGNORE; logits are (B, T, V) arrays."""
+    keep = targets != IGNORE
+    logp, logq = _log_softmax(policy_logits[keep].astype(np.float64)), _log_softmax(reference_logits[keep].astype(np.float64))
+    return float((np.exp(logp) * (logp - logq)).sum(axis=-1).mean())
+
+
+def preference_metrics(chosen_rewards, rejected_rewards):
+    """The logged reward statistics of a batch of pairs, from the (B,) rewards as arrays."""
+    margins = chosen_rewards - rejected_rewards
+    return {"rewards/chosen": float(chosen_rewards.mean()), "rewards/rejected": float(rejected_rewards.mean()),
+            "rewards/accuracies": float((margins > 0).mean() + 0.5 * (margins == 0).mean()),
+            "rewards/margins": float(margins.mean())}
+
+
+class DPORun(Trainer):
+    section = "dpo"
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.loss_type not in LOSS_TYPES:
+            raise ValueError(f"--loss-type must be one of {LOSS_TYPES}, got {config.loss_type!r}")
+        random.manual_seed(config.seed)
+        self.model, self.tokenizer = load_chat_model(config.sft)
+        self.reference, _ = load_chat_model(config.sft)
+        self.reference.eval().requires_grad_(False)
+        self.model_config = self.model.config
+        block = self.model_config.block_size
+        self.train_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.data)]
+        self.val_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.val)] if config.val else []
+        self.reference_logps = self._reference_logps()
+        self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
+        self.loader = ExampleLoader(len(self.train_pairs), config.batch_size, seed=config.seed)
+
+    def describe(self):
+        cfg = self.config
+        return (f"DPO ({cfg.loss_type}, beta {cfg.beta}, label smoothing {cfg.label_smoothing}) of {cfg.sft} on "
+                f"{len(self.train_pairs):,} pairs ({len(self.val_pairs):,} held out), batch {cfg.batch_size}, {cfg.max_steps} steps")
+
+    # ------------------------------------------------------------------ the reference
+    def _reference_logps(self):
+        """{"train": (N, 2), "val": (M, 2)} reference log-probabilities of (chosen, rejected), from the
+        cache file, or computed with the reference model and cached."""
+        path = self.dir / REFERENCE_FILE
+        sizes = {"train": len(self.train_pairs), "val": len(self.val_pairs)}
+        if path.is_file():
+            cached = load_tensors(path)
+            if {k: len(v) for k, v in cached.items()} == sizes:
+                return cached
+        logps = {name: self._pair_logps(self.reference, pairs) for name, pairs in (("train", self.train_pairs), ("val", self.val_pairs))}
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_tensors(path, logps)
+        return logps
+
+    @no_grad()
+    def _pair_logps(self, model, pairs):
+        """(len(pairs), 2) float64 log-probabilities of each pair's chosen and rejected answer under model."""
+        out = np.zeros((len(pairs), 2))
+        for start in range(0, len(pairs), self.config.batch_size):
+            batch = pairs[start:start + self.config.batch_size]
+            inputs, targets = pad_batch([c for c, _ in batch] + [r for _, r in batch])
+            with amp.autocast(self.config.dtype):
+                logits, _ = model(inputs)
+            out[start:start + len(batch)] = sequence_logps(logits, targets).numpy().reshape(2, -1).T
+        return out
+
+    # ------------------------------------------------------------------ training
+    def _loss(self, pairs, reference_logps):
+        """(mean DPO loss, metrics) of a batch of pairs: one policy forward over chosen and rejected."""
+        cfg = self.config
+        inputs, targets = pad_batch([c for c, _ in pairs] + [r for _, r in pairs])
+        with amp.autocast(cfg.dtype):
+            logits, _ = self.model(inputs)
+        logps = sequence_logps(logits, targets)
+        n = len(pairs)
+        ref = tensor(reference_logps, dtype=logps.dtype, device=logps.device)
+        losses, chosen_rewards, rejected_rewards = dpo_loss(logps[:n], logps[n:], ref[:, 0], ref[:, 1], cfg.beta,
+                                                            cfg.label_smoothing, cfg.loss_type)
+        loss = losses.mean()
+        with no_grad():
+            reference_logits, _ = self.reference(inputs[:n])
+        metrics = {"loss": loss.item(), **preference_metrics(chosen_rewards.numpy(), rejected_rewards.numpy()),
+                   "logps/chosen": float(logps[:n].detach().numpy().mean()), "logps/rejected": float(logps[n:].detach().numpy().mean()),
+                   "kl": token_kl(logits[:n].detach().numpy(), reference_logits.numpy(), targets[:n]),
+                   "tokens": int(inputs.size)}
+        return loss, metrics
+
+    def forward_backward(self):
+        picked = next(self.loader)
+        loss, metrics = self._loss([self.train_pairs[i] for i in picked], self.reference_logps["train"][picked])
+        self.scaler.scale(loss).backward()
+        return metrics
+
+    @no_grad()
+    def validation_metrics(self):
+        """The step metrics, averaged over (up to eval_batches batches of) the held-out pairs, with a val_ prefix."""
+        if not self.val_pairs:
+            return {}
+        self.model.eval()
+        rows = []
+        for start, batch in held_out_batches(self.val_pairs, self.config.batch_size, self.config.eval_batches):
+            _, metrics = self._loss(batch, self.reference_logps["val"][start:start + len(batch)])
+            rows.append((len(batch), metrics))
+        self.model.train()
+        total = sum(n for n, _ in rows)
+        return {f"val_{key}": sum(n * m[key] for n, m in rows) / total for key in rows[0][1] if key != "tokens"}
+
+
+def dpo(config, log=print, progress=True):
+    """Optimise (or resume) to config.max_steps; return the last validation metrics."""
+    run = DPORun(config)
+    metrics = fit(run, log, progress)
+    if metrics:
+        log(f"DPO done at step {run.step}: held-out loss {metrics['val_loss']:.4f}, preference accuracy "
+            f"{metrics['val_rewards/accuracies']:.3f}, margin {metrics['val_rewards/margins']:.3f}, KL {metrics['val_kl']:.4f}")
+    log(f"run saved in {run.dir}")
+    return metrics
+
+
+def add_commands(subparsers):
+    p = subparsers.add_parser("dpo", help="Direct Preference Optimization of an SFT run on chosen/rejected pairs (resumes a run that exists)")
+    p.add_argument("--sft", required=True, help="the SFT run directory (the policy's start and the frozen reference)")
+    p.add_argument("--data", required=True, help="JSONL of prompt / chosen / rejected (strings or message lists)")
+    p.add_argument("--val", help="held-out pairs in the same format")
+    add_config_flags(p, DPOConfig, skip=("sft", "data", "val", "beta1", "beta2", "log_interval"))
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=lambda args: dpo(DPOConfig(**flag_values(args, DPOConfig)), progress=not args.no_progress) and None)
