@@ -27,10 +27,10 @@ from .. import amp, random
 from ..autograd import no_grad
 from ..checkpoint import load_tensors, save_tensors
 from ..creation import tensor
-from ..nn import functional as F
 from ..train import LoopConfig, Trainer, add_config_flags, fit, flag_values
-from .data import IGNORE, ExampleLoader, encode_pair, held_out_batches, pad_batch, read_pairs
+from .data import ExampleLoader, encode_pair, held_out_batches, pad_batch, read_pairs
 from .dpo import LOSS_TYPES, dpo_loss
+from .logprobs import answer_logits, sequence_logps, sum_by_row, token_kl, token_logps
 from .sft import load_chat_model
 
 REFERENCE_FILE = "reference_logps.safetensors"
@@ -54,26 +54,6 @@ class DPOConfig(LoopConfig):
     eval_interval: int = 50
     eval_batches: int = 10
     checkpoint_interval: int = 50
-
-
-def sequence_logps(logits, targets):
-    """(B,) sums of log p(target) over the positions whose target is not IGNORE, from (B, T, V) logits."""
-    B, T, V = logits.shape
-    nll = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(-1), ignore_index=IGNORE, reduction="none")
-    return -nll.reshape(B, T).sum(dim=1)
-
-
-def _log_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def token_kl(policy_logits, reference_logits, targets):
-    """KL(pi || ref) of the next-token distributions, averaged over the positions whose target is not
-    IGNORE; logits are (B, T, V) arrays."""
-    keep = targets != IGNORE
-    logp, logq = _log_softmax(policy_logits[keep].astype(np.float64)), _log_softmax(reference_logits[keep].astype(np.float64))
-    return float((np.exp(logp) * (logp - logq)).sum(axis=-1).mean())
 
 
 def preference_metrics(chosen_rewards, rejected_rewards):
@@ -131,8 +111,7 @@ class DPORun(Trainer):
             batch = pairs[start:start + self.config.batch_size]
             inputs, targets = pad_batch([c for c, _ in batch] + [r for _, r in batch])
             with amp.autocast(self.config.dtype):
-                logits, _ = model(inputs)
-            out[start:start + len(batch)] = sequence_logps(logits, targets).numpy().reshape(2, -1).T
+                out[start:start + len(batch)] = sequence_logps(model, inputs, targets).numpy().reshape(2, -1).T
         return out
 
     # ------------------------------------------------------------------ training
@@ -140,20 +119,19 @@ class DPORun(Trainer):
         """(mean DPO loss, metrics) of a batch of pairs: one policy forward over chosen and rejected."""
         cfg = self.config
         inputs, targets = pad_batch([c for c, _ in pairs] + [r for _, r in pairs])
-        with amp.autocast(cfg.dtype):
-            logits, _ = self.model(inputs)
-        logps = sequence_logps(logits, targets)
         n = len(pairs)
-        ref = tensor(reference_logps, dtype=logps.dtype, device=logps.device)
-        losses, chosen_rewards, rejected_rewards = dpo_loss(logps[:n], logps[n:], ref[:, 0], ref[:, 1], cfg.beta,
-                                                            cfg.label_smoothing, cfg.loss_type)
-        loss = losses.mean()
-        with no_grad():
-            reference_logits, _ = self.reference(inputs[:n])
+        with amp.autocast(cfg.dtype):
+            logits, labels, rows = answer_logits(self.model, inputs, targets)
+            logps = sum_by_row(token_logps(logits, labels), rows, 2 * n)
+            ref = tensor(reference_logps, dtype=logps.dtype, device=logps.device)
+            losses, chosen_rewards, rejected_rewards = dpo_loss(logps[:n], logps[n:], ref[:, 0], ref[:, 1], cfg.beta,
+                                                                cfg.label_smoothing, cfg.loss_type)
+            loss = losses.mean()
+            with no_grad():  # the KL on the chosen answers, whose rows come first: the reference's logits there too
+                reference_logits, _, _ = answer_logits(self.reference, inputs[:n], targets[:n])
         metrics = {"loss": loss.item(), **preference_metrics(chosen_rewards.numpy(), rejected_rewards.numpy()),
                    "logps/chosen": float(logps[:n].detach().numpy().mean()), "logps/rejected": float(logps[n:].detach().numpy().mean()),
-                   "kl": token_kl(logits[:n].detach().numpy(), reference_logits.numpy(), targets[:n]),
-                   "tokens": int(inputs.size)}
+                   "kl": token_kl(logits.detach().numpy()[rows < n], reference_logits.numpy()), "tokens": int(inputs.size)}
         return loss, metrics
 
     def forward_backward(self):
