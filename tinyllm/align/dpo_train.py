@@ -81,7 +81,7 @@ class DPORun(Trainer):
         self.val_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.val)] if config.val else []
         self.reference_logps = self._reference_logps()
         self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
-        self.loader = ExampleLoader(len(self.train_pairs), config.batch_size, seed=config.seed)
+        self.loader = ExampleLoader([max(len(c[0]), len(r[0])) for c, r in self.train_pairs], config.batch_size, seed=config.seed)
 
     def describe(self):
         cfg = self.config

@@ -61,7 +61,7 @@ class SFTRun(Trainer):
         self.train_examples = [encode_example(self.tokenizer, m, block) for m in read_conversations(config.data)]
         self.val_examples = [encode_example(self.tokenizer, m, block) for m in read_conversations(config.val)] if config.val else []
         self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
-        self.loader = ExampleLoader(len(self.train_examples), config.batch_size, seed=config.seed)
+        self.loader = ExampleLoader([len(x) for x, _ in self.train_examples], config.batch_size, seed=config.seed)
 
     def describe(self):
         return (f"SFT of {self.config.base} ({self.model.num_parameters():,} parameters) on {len(self.train_examples):,} "
