@@ -63,6 +63,34 @@ def test_each_step_feeds_one_token(monkeypatch):
     assert fed == [4, 1, 1, 1, 1]
 
 
+@pytest.mark.parametrize("config", [GPT2_TINY, LLAMA_TINY], ids=["gpt2", "llama"])
+def test_a_kept_cache_goes_on_as_a_fresh_generation_would(config, monkeypatch):
+    """A second call, on the first's result plus 2 new tokens, feeds only what the cache lacks and gives
+    the tokens a fresh call gives; its 5 new tokens go past block_size = 12."""
+    model = _model(config)
+    cache = KVCache()
+    first = generate(model, PROMPT, max_new_tokens=3, temperature=0, cache=cache).data
+    assert len(cache) == 6, "every token of the result but the last"
+    follow_up = np.concatenate([first, [[3, 4], [5, 6]]], axis=1)
+    fed = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, targets=None, cache=None: fed.append(idx.shape[1]) or forward(idx, targets, cache))
+    kept = generate(model, follow_up, max_new_tokens=5, temperature=0, cache=cache).data
+    assert fed[0] == 3
+    np.testing.assert_array_equal(kept, generate(model, follow_up, max_new_tokens=5, temperature=0).data)
+
+
+def test_a_cache_that_does_not_fit_the_prompt_is_refused():
+    model = _model(GPT2_TINY)
+    cache = KVCache()
+    out = generate(model, PROMPT, max_new_tokens=2, temperature=0, cache=cache).data
+    with pytest.raises(ValueError, match="the cache holds 5 positions and the prompt 5 tokens"):
+        generate(model, out[:, :5], 2, cache=cache)
+    with pytest.raises(ValueError, match="the cache holds 2 rows and the prompt 1"):
+        generate(model, out[0], 2, cache=cache)
+    generate(model, out, 2, cache=cache)  # the tokens it lacks
+
+
 def test_single_prompt_stream_stop_tokens_and_modes():
     model = _model(GPT2_TINY).train()
     free = generate(model, [5, 1, 33], max_new_tokens=6, temperature=0).tolist()

@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "tinyllm.quickstart",
     "tinyllm.align.sft",
     "tinyllm.align.dpo_train",
+    "tinyllm.align.chat",
 ]
 
 

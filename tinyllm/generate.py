@@ -11,6 +11,11 @@ Each step turns the last position's logits z into the next token:
     whose probability reaches p stays (nucleus sampling, Holtzman et al. 2019);
     and the token is drawn from the softmax of what stays.
 
+A caller may keep the cache between calls (a chat does, from turn to turn): given a KVCache that holds
+the first len(cache) tokens of the prompt, generate feeds only the rest, and leaves the cache holding
+a prefix of the result (all of it but the last token, which no step has fed yet), so a later call
+whose prompt begins with this result goes on from there.
+
 Past block_size: with RoPE the positions go on and so does the cache (the model never saw such
 positions in training, so quality may drop). Learned positions end at block_size, so the model sees
 the last block_size tokens only, as in nanoGPT; a sliding window would shift every cached position,
@@ -51,15 +56,17 @@ def sample_next(logits, context, temperature=1.0, top_k=None, top_p=None, repeti
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, repetition_penalty=1.0,
-             stop_tokens=(), seed=None, stream=None):
+             stop_tokens=(), seed=None, stream=None, cache=None):
     """idx followed by up to max_new_tokens tokens sampled from model (see the module docstring).
 
     idx: token ids, (T,) or (B, T) (a Tensor, array or list); the result has the same rank, as a Tensor.
     A row ends when it produces one of stop_tokens (which is kept); generation ends when every row
     has, and finished rows are padded with their stop token. seed makes the draws reproducible (else
     the generator of tinyllm.manual_seed is used). stream(token) is called after every step with the
-    new id (an int, or a (B,) array for a batch). Runs in eval mode, without building a graph. The model
-runs on its device; the ids and the sampling stay on the host, and the result goes to idx's device.
+    new id (an int, or a (B,) array for a batch). cache: a KVCache from an earlier call whose tokens
+    begin idx, extended in place (see the module docstring); None starts a new one. Runs in eval mode,
+    without building a graph. The model runs on its device; the ids and the sampling stay on the
+    host, and the result goes to idx's device.
     """
     if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1) or repetition_penalty <= 0:
         raise ValueError(f"generate: need temperature >= 0, top_k >= 1, 0 < top_p <= 1 and repetition_penalty > 0, got "
@@ -69,10 +76,16 @@ runs on its device; the ids and the sampling stay on the host, and the result go
     ids = np.atleast_2d(ids)
     if ids.ndim != 2 or ids.shape[1] == 0:
         raise ValueError(f"generate: the prompt must hold at least one token, as (T,) or (B, T), got shape {ids.shape}")
+    cache = KVCache() if cache is None else cache
+    if len(cache) >= ids.shape[1]:
+        raise ValueError(f"generate: the cache holds {len(cache)} positions and the prompt {ids.shape[1]} tokens; "
+                         f"at least the prompt's last token must be new")
+    if len(cache) and cache.keys[0].shape[0] != len(ids):
+        raise ValueError(f"generate: the cache holds {cache.keys[0].shape[0]} rows and the prompt {len(ids)}")
     rng = np.random.default_rng(seed) if seed is not None else None
     window = model.config.block_size if model.config.pos_encoding == "learned" else None
     stops, done = np.asarray(list(stop_tokens), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-    cache, was_training = KVCache(), model.training
+    was_training = model.training
     model.eval()
     try:
         with no_grad():

@@ -1,0 +1,185 @@
+"""The demonstration tasks: lines parsed from plays, reproducible files, checkers that tell the right
+answer from the wrong one, evaluation lines kept out of training, and greedy answers scored."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
+
+import tinyllm  # noqa: E402
+from tinyllm.align import tasks  # noqa: E402
+from tinyllm.align.template import END, add_chat_tokens, encode_prompt  # noqa: E402
+from tinyllm.models.gpt import GPT, GPTConfig  # noqa: E402
+from tinyllm.tokenizer import BPETokenizer  # noqa: E402
+
+FILES = ("sft_train.jsonl", "sft_val.jsonl", "dpo_train.jsonl", "dpo_val.jsonl", "eval.jsonl")
+WORDS = ("crown sword night king queen love death ghost heaven earth blood honour grave tears rose "
+         "storm sea moon star fool duke lord lady heart soul eye hand word time day").split()
+
+
+def _plays(n_plays=3, speakers=("Anna", "Boris", "Clara"), lines_each=60, seed=0):
+    """Plays in the corpus's layout (speaker's name alone on a line, then the speech), of made-up lines
+    of 3 to 10 distinct words, so every task has lines to use in every split."""
+    rng = random.Random(seed)
+    plays = {}
+    for p in range(n_plays):
+        blocks = [f"THE PLAY OF {p}\n\nPERSONS: {', '.join(speakers)}.\n\nACT I."]
+        for i in range(lines_each):
+            words = rng.sample(WORDS, rng.randint(3, 10))
+            words[0] = words[0].capitalize()
+            blocks.append(f"{speakers[i % len(speakers)].upper()}.\n{' '.join(words)}.")
+        plays[f"Play {'ABC'[p]}"] = "\n\n".join(blocks) + "\n"
+    return plays
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return _plays()
+
+
+@pytest.fixture(scope="module")
+def built(texts, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tasks")
+    counts = tasks.build_datasets(out, seed=0, n_train=160, n_val=40, n_eval=48, texts=texts)
+    return out, counts
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_spoken_lines_keep_speeches_and_drop_directions_headings_and_odd_lines():
+    play = ("HAMLET\n\nPERSONS REPRESENTED.\n\nHamlet, Prince. Horatio, his friend. Cordelia. Cornwall.\n\n"
+            "ACT I.\n\nScene I. Elsinore. A platform.\n\n[Enter Hamlet.]\n\n"
+            "Ham.\nWho's there?\n[Aside.] Stand, ho!\nAnd what of 1602 -- or this?\nNay, answer me: stand.\n\n"
+            "Cor.\nNothing, my lord.\n\nLYSANDER\nKeep promise, love.\n\nHam. and Hor.\nWe swear.\n")
+    lines = list(tasks.spoken_lines("Hamlet", play))
+    assert [(line.speaker, line.text) for line in lines] == [
+        ("Hamlet", "Who's there?"), ("Hamlet", "Nay, answer me: stand."),  # "Ham" expands to the one name it starts
+        ("Cor", "Nothing, my lord."),  # Cordelia or Cornwall: left as it is
+        ("Lysander", "Keep promise, love.")]
+    assert lines[1].words == ["Nay", "answer", "me", "stand"]
+
+
+def test_play_titles_and_normalized_answers():
+    assert tasks.play_title("henry_iv_part_1_gut") == "Henry IV Part 1"
+    assert tasks.play_title("the_taming_of_the_shrew_gut") == "The Taming of the Shrew"
+    assert tasks.normalize("  Nay,  ANSWER me! ") == "nay answer me"
+
+
+def test_build_writes_every_file_with_the_fields_and_counts_asked_for(built):
+    out, counts = built
+    assert counts == {"sft_train.jsonl": 160, "dpo_train.jsonl": 160, "sft_val.jsonl": 40, "dpo_val.jsonl": 40,
+                      "eval.jsonl": 48}
+    sft, dpo, ev = _read(out / "sft_train.jsonl"), _read(out / "dpo_train.jsonl"), _read(out / "eval.jsonl")
+    assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
+    assert set(dpo[0]) == {"prompt", "chosen", "rejected", "task"} and dpo[0]["prompt"][-1]["role"] == "user"
+    assert set(ev[0]) == {"messages", "answer", "task"} and ev[0]["messages"][-1]["role"] == "user"
+    assert {r["task"] for r in ev} == set(tasks.TASKS), "every family is evaluated"
+    assert [r["task"] for r in ev].count("speaker") == 48 // len(tasks.TASKS), "the families take turns"
+    assert [r["messages"] for r in sft] == [r["prompt"] + [{"role": "assistant", "content": r["chosen"]}] for r in dpo]
+
+
+def test_the_same_seed_gives_the_same_files_and_another_seed_others(texts, built, tmp_path):
+    out, _ = built
+    tasks.build_datasets(tmp_path / "again", seed=0, n_train=160, n_val=40, n_eval=48, texts=texts)
+    tasks.build_datasets(tmp_path / "other", seed=1, n_train=160, n_val=40, n_eval=48, texts=texts)
+    for name in FILES:
+        assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
+        assert (tmp_path / "other" / name).read_bytes() != (out / name).read_bytes()
+
+
+def test_checkers_accept_the_chosen_answer_and_reject_the_rejected_one(built):
+    out, _ = built
+    pairs = _read(out / "dpo_train.jsonl") + _read(out / "dpo_val.jsonl")
+    for pair in pairs:
+        check = tasks.TASKS[pair["task"]].check
+        assert check(pair["chosen"], pair["chosen"]), pair
+        assert check(f" {pair['chosen'].upper()}.", pair["chosen"]), "case and punctuation don't count"
+        assert not check(pair["rejected"], pair["chosen"]), pair
+        assert not check("", pair["chosen"])
+
+
+def test_the_wrong_answers_are_the_plausible_near_misses(built):
+    out, _ = built
+    for pair in _read(out / "dpo_train.jsonl"):
+        question, chosen, rejected = pair["prompt"][-1]["content"], pair["chosen"], pair["rejected"]
+        if pair["task"] == "count_words":
+            assert abs(int(chosen) - int(rejected)) == 1
+        elif pair["task"] == "reverse_words":
+            assert sorted(chosen.split()) == sorted(rejected.split()) and chosen.split()[::-1] == question.split(": ")[1].split()
+        elif pair["task"] in ("which_first", "speaker", "which_play", "continue_line"):
+            assert chosen in question and rejected in question, "both are among the options the prompt names"
+        else:
+            assert rejected in question.split("\n")[1]
+
+
+def test_validation_and_evaluation_lines_never_appear_in_training(texts, built):
+    out, _ = built
+    lines = tasks.corpus_lines(texts)
+    held_out = {split: [tasks.normalize(line.text) for line in lines if tasks.split_of(line) == split]
+                for split in ("val", "eval")}
+    train = " | ".join(tasks.normalize(json.dumps(r["messages"])) for r in _read(out / "sft_train.jsonl"))
+    evaluated = " | ".join(tasks.normalize(json.dumps(r["messages"])) for r in _read(out / "eval.jsonl"))
+    assert min(map(len, held_out.values())) > 10
+    assert not [text for texts_ in held_out.values() for text in texts_ if text in train]
+    assert sum(text in evaluated for text in held_out["eval"]) > 10, "the evaluation asks about evaluation lines"
+
+
+def test_texts_without_speakers_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(ValueError, match="no line that fits the tasks"):
+        tasks.build_datasets(tmp_path, texts={"Sonnets": "Shall I compare thee to a summer's day?\n" * 50})
+
+
+@pytest.fixture(scope="module")
+def tokenizer(texts):
+    return add_chat_tokens(BPETokenizer.train(list(texts.values()), 320, special_tokens=["<|endoftext|>"]))
+
+
+def test_answer_accuracy_scores_each_answer_with_its_task_checker(built, tokenizer, monkeypatch):
+    """A stand-in for generate answers the first question of each task wrongly and the others rightly
+    (with spaces and punctuation around, which the checkers ignore)."""
+    out, _ = built
+    records = _read(out / "eval.jsonl")
+    prompts = [tuple(encode_prompt(tokenizer, r["messages"])) for r in records]
+    firsts = {}
+    for r, prompt in zip(records, prompts):
+        firsts.setdefault(r["task"], prompt)
+    scripted = {prompt: r["answer"] + (" not" if prompt in firsts.values() else "!") for r, prompt in zip(records, prompts)}
+    end = tokenizer.token_to_id(END)
+
+    def fake_generate(model, prompts, max_new_tokens, **sampling):
+        assert sampling["temperature"] == 0 and sampling["stop_tokens"] == (end,)
+        assert len({len(p) for p in prompts}) == 1, "one batch holds prompts of one length"
+        answers = [tokenizer.encode(" " + scripted[tuple(p)] + " ") + [end] for p in prompts]
+        width = max(map(len, answers)) + 1  # a finished row is padded with its stop token, as generate does
+        return tinyllm.tensor(np.array([list(p) + a + [end] * (width - len(a)) for p, a in zip(prompts, answers)]))
+
+    monkeypatch.setattr(tasks, "generate", fake_generate)
+    scores = tasks.answer_accuracy(None, tokenizer, records)
+    right = [prompt not in firsts.values() for prompt in prompts]
+    expected = {t: np.mean([ok for ok, r in zip(right, records) if r["task"] == t]) for t in tasks.TASKS}
+    assert scores == pytest.approx({"overall": np.mean(right), **expected})
+    assert 0 < min(expected.values()) and max(expected.values()) < 1
+
+
+def test_answer_accuracy_names_a_bad_record():
+    with pytest.raises(ValueError, match="eval record 1: .* got fields \\['answer', 'messages'\\]"):
+        tasks.answer_accuracy(None, None, [{"messages": [], "answer": "", "task": "first_word"},
+                                           {"messages": [], "answer": ""}])
+
+
+def test_greedy_answers_in_batches_equal_one_at_a_time(built, tokenizer):
+    out, _ = built
+    conversations = [r["messages"] for r in _read(out / "eval.jsonl")[:12]]
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=128, n_layer=1, n_head=2, n_embd=16))
+    with tinyllm.no_grad():
+        for p in model.parameters():  # larger weights than GPT-2's init, so greedy answers vary
+            if p.ndim == 2:
+                p.normal_(0.0, 0.5)
+    batched = tasks.greedy_answers(model, tokenizer, conversations, max_new_tokens=6)
+    alone = [tasks.greedy_answers(model, tokenizer, [c], max_new_tokens=6)[0] for c in conversations]
+    assert batched == alone
+    assert len(set(batched)) > 3, "the test needs a model whose answers differ"
