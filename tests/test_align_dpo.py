@@ -79,14 +79,13 @@ def test_token_kl_is_zero_for_equal_models_and_matches_a_direct_sum():
     assert token_kl(p, q) == pytest.approx(np.mean((P * np.log(P / Q)).sum(-1)))
 
 
-def test_the_first_step_has_loss_log_2_and_zero_rewards_and_kl(base, pairs, tmp_path):
+def test_the_first_step_has_loss_exactly_log_2_zero_rewards_and_kl(base, pairs, tmp_path):
     run = DPORun(config(base, pairs, tmp_path / "first"))
-    row = run.forward_backward()  # policy == reference
-    assert row["loss"] == pytest.approx(math.log(2), abs=1e-5)
-    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "kl"):
-        assert row[key] == pytest.approx(0.0, abs=1e-5)
-    np.testing.assert_allclose(run.reference_logps["train"][:, 0], run._pair_logps(run.model, run.train_pairs)[:, 0], rtol=1e-5)
-    assert DPORun(config(base, pairs, tmp_path / "first")).reference_logps["train"].shape == (16, 2)  # from the cache
+    row = run.forward_backward()  # policy == reference, on the same batch
+    assert row["loss"] == pytest.approx(math.log(2), rel=1e-7)
+    assert row["rewards/chosen"] == row["rewards/rejected"] == row["rewards/margins"] == row["kl"] == 0.0
+    assert row["rewards/accuracies"] == 0.5  # every pair a tie
+    np.testing.assert_array_equal(run.pair_logps(run.model, run.val_pairs), run.pair_logps(run.reference, run.val_pairs))
 
 
 def test_a_dpo_run_resumes_to_the_same_weights_and_logs_the_preference_metrics(base, pairs, tmp_path, monkeypatch):
