@@ -23,7 +23,7 @@ from .sft import SFTConfig, load_chat_model, sft
 from .tasks import answer_accuracy, build_datasets
 
 # Sized for 2 CPU cores: each SFT example and DPO pair is seen about once (many questions, few steps).
-DEMO = dict(n_train=8000, n_val=200, n_eval=400, seed=0,
+DEMO = dict(n_train=8000, n_val=200, n_eval=320, seed=0,
             sft=dict(max_steps=300, batch_size=16, lr=1e-3, min_lr=1e-4, warmup_steps=20, eval_interval=100,
                      checkpoint_interval=100),
             dpo=dict(max_steps=150, batch_size=16, lr=1e-4, min_lr=1e-5, warmup_steps=10, beta=0.1, eval_interval=50,
