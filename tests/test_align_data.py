@@ -66,11 +66,18 @@ def test_a_pair_trains_on_the_answer_only_and_batches_pad_on_the_right():
     np.testing.assert_array_equal(targets[1, :len(yr)], yr)
 
 
-def test_the_loader_shuffles_each_epoch_and_resumes_from_its_step():
-    loader = ExampleLoader(10, 4, seed=3)
-    batches = [next(loader) for _ in range(5)]
-    seen = np.concatenate(batches)
-    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
-    again = ExampleLoader(10, 4, seed=3)
-    again.load_state_dict({"seed": 3, "step": 3})
-    np.testing.assert_array_equal(next(again), batches[3])
+def test_the_loader_gives_each_example_once_an_epoch_in_batches_of_similar_length_and_resumes_from_its_step():
+    lengths = np.random.default_rng(0).integers(5, 60, size=103)
+    loader = ExampleLoader(lengths, 4, seed=3, pool=5)
+    batches = [next(loader) for _ in range(2 * 25 + 3)]
+    for epoch in (batches[:25], batches[25:50]):
+        seen = np.concatenate(epoch)
+        assert len(set(seen.tolist())) == 100 and seen.max() < 103
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.5 * np.mean([np.ptp(lengths[b]) for b in np.random.default_rng(1).permutation(100).reshape(25, 4)])
+    assert not np.array_equal(np.concatenate(batches[:25]), np.concatenate(batches[25:50]))
+    again = ExampleLoader(lengths, 4, seed=3, pool=5)
+    again.load_state_dict({"seed": 3, "step": 27})
+    np.testing.assert_array_equal(next(again), batches[27])
+    with pytest.raises(ValueError, match="at least one batch"):
+        ExampleLoader([3, 4], 4)

@@ -9,10 +9,12 @@ pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled modul
 
 from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
 from tinyllm import cli  # noqa: E402
-from tinyllm.align.data import encode_pair  # noqa: E402
-from tinyllm.align.dpo_train import DPOConfig, DPORun, dpo, sequence_logps, token_kl  # noqa: E402
+from tinyllm.align.data import encode_pair, pad_batch  # noqa: E402
+from tinyllm.align.dpo_train import DPOConfig, DPORun, dpo  # noqa: E402
+from tinyllm.align.logprobs import sequence_logps, token_kl  # noqa: E402
 from tinyllm.align.sft import load_chat_model  # noqa: E402
 from tinyllm.align.template import encode_chat  # noqa: E402
+from tinyllm.creation import tensor  # noqa: E402
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
@@ -37,10 +39,9 @@ def test_sequence_logps_sum_the_log_probabilities_of_the_answer_tokens_only(base
     model, tok = load_chat_model(base)
     prompt, chosen, rejected = [{"role": "user", "content": "reverse night"}], [{"role": "assistant", "content": "thgin"}], \
         [{"role": "assistant", "content": "night night"}]
-    from tinyllm.align.data import pad_batch
     inputs, targets = pad_batch(list(encode_pair(tok, prompt, chosen, rejected, 32)))
     logits, _ = model(inputs)
-    got = sequence_logps(logits, targets).detach().numpy()
+    got = sequence_logps(model, inputs, targets).detach().numpy()
     z = logits.detach().numpy().astype(np.float64)
     logp = z - z.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
@@ -53,24 +54,38 @@ def test_sequence_logps_sum_the_log_probabilities_of_the_answer_tokens_only(base
         np.testing.assert_allclose(got[row], expected, rtol=1e-5)
 
 
+def test_sequence_logps_has_the_gradient_of_the_direct_sum(base):
+    model, tok = load_chat_model(base)
+    pairs = [encode_pair(tok, [{"role": "user", "content": p}], [{"role": "assistant", "content": c}],
+                         [{"role": "assistant", "content": r}], 32) for p, c, r in reverse_task(2, seed=1)]
+    inputs, targets = pad_batch([e for pair in pairs for e in pair])
+    weights = np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)
+    (sequence_logps(model, inputs, targets) * tensor(weights)).sum().backward()
+    sparse = {name: p.grad.numpy().copy() for name, p in model.named_parameters()}
+    model.zero_grad()
+    logits, _ = model(inputs)  # the same weighted sum, from every position's logits
+    logp = logits - logits.exp().sum(dim=-1, keepdim=True).log()
+    picked = np.where(targets != -100, 1.0, 0.0)[..., None] * (np.arange(logits.shape[-1]) == np.maximum(targets, 0)[..., None])
+    (logp * tensor((picked * weights[:, None, None]).astype(np.float32))).sum().backward()
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(sparse[name], p.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 def test_token_kl_is_zero_for_equal_models_and_matches_a_direct_sum():
     rng = np.random.default_rng(0)
-    p, q = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 5))
-    targets = np.array([[-100, 1, 2], [3, -100, -100]])
-    assert token_kl(p, p, targets) == pytest.approx(0.0, abs=1e-12)
+    p, q = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    assert token_kl(p, p) == pytest.approx(0.0, abs=1e-12)
     P, Q = (np.exp(x) / np.exp(x).sum(-1, keepdims=True) for x in (p, q))
-    keep = targets != -100
-    assert token_kl(p, q, targets) == pytest.approx(np.mean((P * np.log(P / Q)).sum(-1)[keep]))
+    assert token_kl(p, q) == pytest.approx(np.mean((P * np.log(P / Q)).sum(-1)))
 
 
-def test_the_first_step_has_loss_log_2_and_zero_rewards_and_kl(base, pairs, tmp_path):
+def test_the_first_step_has_loss_exactly_log_2_zero_rewards_and_kl(base, pairs, tmp_path):
     run = DPORun(config(base, pairs, tmp_path / "first"))
-    row = run.forward_backward()  # policy == reference
-    assert row["loss"] == pytest.approx(math.log(2), abs=1e-5)
-    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "kl"):
-        assert row[key] == pytest.approx(0.0, abs=1e-5)
-    np.testing.assert_allclose(run.reference_logps["train"][:, 0], run._pair_logps(run.model, run.train_pairs)[:, 0], rtol=1e-5)
-    assert DPORun(config(base, pairs, tmp_path / "first")).reference_logps["train"].shape == (16, 2)  # from the cache
+    row = run.forward_backward()  # policy == reference, on the same batch
+    assert row["loss"] == pytest.approx(math.log(2), rel=1e-7)
+    assert row["rewards/chosen"] == row["rewards/rejected"] == row["rewards/margins"] == row["kl"] == 0.0
+    assert row["rewards/accuracies"] == 0.5  # every pair a tie
+    np.testing.assert_array_equal(run.pair_logps(run.model, run.val_pairs), run.pair_logps(run.reference, run.val_pairs))
 
 
 def test_a_dpo_run_resumes_to_the_same_weights_and_logs_the_preference_metrics(base, pairs, tmp_path, monkeypatch):

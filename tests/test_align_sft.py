@@ -9,7 +9,7 @@ pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled modul
 from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.align.data import IGNORE, encode_example, pad_batch  # noqa: E402
-from tinyllm.align.sft import SFTConfig, SFTRun, load_chat_model, sft  # noqa: E402
+from tinyllm.align.sft import SFTConfig, SFTRun, sft  # noqa: E402
 from tinyllm.align.template import encode_chat  # noqa: E402
 from tinyllm.sample import load_run_model  # noqa: E402
 
@@ -35,14 +35,16 @@ def config(base, chat_data, out, **changes):
     return SFTConfig(**{**values, **changes})
 
 
-def test_the_sft_loss_is_the_mean_cross_entropy_of_the_assistant_tokens_only(base):
-    model, tokenizer = load_chat_model(base)
+def test_the_sft_loss_is_the_mean_cross_entropy_of_the_assistant_tokens_only(base, chat_data, tmp_path):
+    run = SFTRun(config(base, chat_data, tmp_path / "run"))
+    model, tokenizer = run.model, run.tokenizer
     chats = [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "reverse king"},
               {"role": "assistant", "content": "gnik"}],
              [{"role": "user", "content": "reverse night"}, {"role": "assistant", "content": "thgin"},
               {"role": "user", "content": "and day"}, {"role": "assistant", "content": "yad"}]]
     inputs, targets = pad_batch([encode_example(tokenizer, c, 32) for c in chats])
-    logits, loss = model(inputs, targets)
+    loss = run._loss(inputs, targets)
+    logits, full_loss = model(inputs, targets)  # the same loss, the head run at every position
     logits = logits.detach().numpy().astype(np.float64)
     nll = []
     for row, chat in enumerate(chats):  # by hand: -log softmax at each assistant token, from encode_chat's mask
@@ -53,6 +55,7 @@ def test_the_sft_loss_is_the_mean_cross_entropy_of_the_assistant_tokens_only(bas
     replies = [len(tokenizer.encode(m["content"])) + 1 for c in chats for m in c if m["role"] == "assistant"]  # + <|end|>
     assert (targets != IGNORE).sum() == len(nll) == sum(replies)
     np.testing.assert_allclose(loss.item(), np.mean(nll), rtol=1e-5)
+    np.testing.assert_allclose(full_loss.item(), np.mean(nll), rtol=1e-5)
 
 
 def test_an_sft_run_resumes_to_the_same_weights_and_loads_as_a_chat_model(base, chat_data, tmp_path, monkeypatch):

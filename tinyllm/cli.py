@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "tinyllm.align.sft",
     "tinyllm.align.dpo_train",
     "tinyllm.align.chat",
+    "tinyllm.align.demo",
 ]
 
 

@@ -124,18 +124,32 @@ def held_out_batches(items, batch_size, max_batches):
 
 
 class ExampleLoader(SeededLoader):
-    """Batches of example indices: each epoch a fresh shuffle, drawn from a generator seeded with
-    (seed, epoch), so the loader's whole state is its step counter and a resumed run sees the same
-    batches. A batch may straddle two epochs."""
+    """Batches of example indices, each epoch's drawn from a generator seeded with (seed, epoch), so
+    the loader's whole state is its step counter and a resumed run sees the same batches.
 
-    def __init__(self, n_examples, batch_size, seed=0):
-        if n_examples == 0:
-            raise ValueError("no examples to train on")
-        self.n, self.batch_size, self.seed, self.step = n_examples, batch_size, seed, 0
+    Batches group examples of similar length, so little of a padded batch is padding: an epoch
+    shuffles the examples, sorts each run of `pool` batches' worth of them by length, cuts the runs
+    into batches and shuffles the batches (a "sortish" order). Each example comes once per epoch,
+    except the epoch's last n % batch_size, which wait for another epoch's shuffle.
+    """
+
+    def __init__(self, lengths, batch_size, seed=0, pool=16):
+        self.lengths = np.asarray(lengths)
+        if len(self.lengths) < batch_size:
+            raise ValueError(f"need at least one batch of examples: {len(self.lengths)} examples, batch size {batch_size}")
+        self.batch_size, self.seed, self.pool, self.step = batch_size, seed, pool, 0
+        self.per_epoch = len(self.lengths) // batch_size
+
+    def epoch(self, number):
+        """(per_epoch, batch_size) example indices: epoch `number`'s batches in the order they come."""
+        rng = np.random.default_rng([self.seed, number])
+        order = rng.permutation(len(self.lengths))[:self.per_epoch * self.batch_size]
+        size = self.pool * self.batch_size
+        runs = [run[np.argsort(self.lengths[run], kind="stable")] for run in np.split(order, range(size, len(order), size))]
+        batches = np.concatenate(runs).reshape(self.per_epoch, self.batch_size)
+        return batches[rng.permutation(self.per_epoch)]
 
     def __next__(self):
-        positions = self.step * self.batch_size + np.arange(self.batch_size)
+        number, index = divmod(self.step, self.per_epoch)
         self.step += 1
-        epochs, offsets = np.divmod(positions, self.n)
-        orders = {e: np.random.default_rng([self.seed, e]).permutation(self.n) for e in np.unique(epochs)}
-        return np.array([orders[e][o] for e, o in zip(epochs, offsets)])
+        return self.epoch(number)[index]

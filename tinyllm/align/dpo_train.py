@@ -5,9 +5,12 @@ log-probability is the sum over the answer's tokens only (data.encode_pair's tar
 
     log pi(y|x) = sum over answer tokens t of log pi(y_t | x, y_<t)
 
-The reference's log-probabilities never change, so they are computed once, before training, and
-cached in the run directory (reference_logps.safetensors). Each step runs the policy once on the
-batch's chosen and rejected sequences stacked together, and logs TRL's metrics:
+Each step stacks the batch's chosen and rejected sequences into one batch and runs the policy on it
+once (with gradients) and the reference once (without). The reference's log-probabilities are
+computed on the fly rather than cached for the whole file beforehand: a run sees each pair about
+once, so a cache would cost the same forward passes, all before the first step, for pairs the run may
+never reach; and policy and reference see the very same batch, so at step 0 their log-probabilities
+agree exactly and the loss is exactly log 2. The reference's logits also give the KL. Logged, as TRL:
 
     rewards/chosen, rewards/rejected   beta * (log pi - log ref) of each answer, averaged
     rewards/margins                    their difference
@@ -15,7 +18,7 @@ batch's chosen and rejected sequences stacked together, and logs TRL's metrics:
                                        (a tie counts half: at step 0, policy = reference, it is 0.5)
     kl                                 KL(pi || ref) per answer token, on the chosen answers:
                                        sum over the vocabulary of pi (log pi - log ref) at each position,
-                                       averaged over the answer tokens (the reference runs on them too)
+                                       averaged over the answer tokens
 
 and the same on the held-out pairs (val_ prefix). Checkpoints and exact resume are train.Trainer's.
 """
@@ -25,16 +28,11 @@ import numpy as np
 
 from .. import amp, random
 from ..autograd import no_grad
-from ..checkpoint import load_tensors, save_tensors
-from ..creation import tensor
-from ..nn import functional as F
 from ..train import LoopConfig, Trainer, add_config_flags, fit, flag_values
-from .data import IGNORE, ExampleLoader, encode_pair, held_out_batches, pad_batch, read_pairs
+from .data import ExampleLoader, encode_pair, held_out_batches, pad_batch, read_pairs
 from .dpo import LOSS_TYPES, dpo_loss
+from .logprobs import answer_logits, sequence_logps, sum_by_row, token_kl, token_logps
 from .sft import load_chat_model
-
-REFERENCE_FILE = "reference_logps.safetensors"
-
 
 @dataclasses.dataclass(kw_only=True)
 class DPOConfig(LoopConfig):
@@ -54,26 +52,6 @@ class DPOConfig(LoopConfig):
     eval_interval: int = 50
     eval_batches: int = 10
     checkpoint_interval: int = 50
-
-
-def sequence_logps(logits, targets):
-    """(B,) sums of log p(target) over the positions whose target is not IGNORE, from (B, T, V) logits."""
-    B, T, V = logits.shape
-    nll = F.cross_entropy(logits.reshape(B * T, V), targets.reshape(-1), ignore_index=IGNORE, reduction="none")
-    return -nll.reshape(B, T).sum(dim=1)
-
-
-def _log_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def token_kl(policy_logits, reference_logits, targets):
-    """KL(pi || ref) of the next-token distributions, averaged over the positions whose target is not
-    IGNORE; logits are (B, T, V) arrays."""
-    keep = targets != IGNORE
-    logp, logq = _log_softmax(policy_logits[keep].astype(np.float64)), _log_softmax(reference_logits[keep].astype(np.float64))
-    return float((np.exp(logp) * (logp - logq)).sum(axis=-1).mean())
 
 
 def preference_metrics(chosen_rewards, rejected_rewards):
@@ -99,66 +77,48 @@ class DPORun(Trainer):
         block = self.model_config.block_size
         self.train_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.data)]
         self.val_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.val)] if config.val else []
-        self.reference_logps = self._reference_logps()
         self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
-        self.loader = ExampleLoader(len(self.train_pairs), config.batch_size, seed=config.seed)
+        self.loader = ExampleLoader([max(len(c[0]), len(r[0])) for c, r in self.train_pairs], config.batch_size, seed=config.seed)
 
     def describe(self):
         cfg = self.config
         return (f"DPO ({cfg.loss_type}, beta {cfg.beta}, label smoothing {cfg.label_smoothing}) of {cfg.sft} on "
                 f"{len(self.train_pairs):,} pairs ({len(self.val_pairs):,} held out), batch {cfg.batch_size}, {cfg.max_steps} steps")
 
-    # ------------------------------------------------------------------ the reference
-    def _reference_logps(self):
-        """{"train": (N, 2), "val": (M, 2)} reference log-probabilities of (chosen, rejected), from the
-        cache file, or computed with the reference model and cached."""
-        path = self.dir / REFERENCE_FILE
-        sizes = {"train": len(self.train_pairs), "val": len(self.val_pairs)}
-        if path.is_file():
-            cached = load_tensors(path)
-            if {k: len(v) for k, v in cached.items()} == sizes:
-                return cached
-        logps = {name: self._pair_logps(self.reference, pairs) for name, pairs in (("train", self.train_pairs), ("val", self.val_pairs))}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        save_tensors(path, logps)
-        return logps
-
     @no_grad()
-    def _pair_logps(self, model, pairs):
-        """(len(pairs), 2) float64 log-probabilities of each pair's chosen and rejected answer under model."""
+    def pair_logps(self, model, pairs):
+        """(len(pairs), 2) log-probabilities of each pair's chosen and rejected answer under model."""
         out = np.zeros((len(pairs), 2))
-        for start in range(0, len(pairs), self.config.batch_size):
-            batch = pairs[start:start + self.config.batch_size]
+        for start, batch in held_out_batches(pairs, self.config.batch_size, len(pairs)):
             inputs, targets = pad_batch([c for c, _ in batch] + [r for _, r in batch])
             with amp.autocast(self.config.dtype):
-                logits, _ = model(inputs)
-            out[start:start + len(batch)] = sequence_logps(logits, targets).numpy().reshape(2, -1).T
+                out[start:start + len(batch)] = sequence_logps(model, inputs, targets).numpy().reshape(2, -1).T
         return out
 
     # ------------------------------------------------------------------ training
-    def _loss(self, pairs, reference_logps):
-        """(mean DPO loss, metrics) of a batch of pairs: one policy forward over chosen and rejected."""
+    def _loss(self, pairs):
+        """(mean DPO loss, metrics) of a batch of pairs: chosen and rejected stacked, the policy and the
+        reference run once each."""
         cfg = self.config
         inputs, targets = pad_batch([c for c, _ in pairs] + [r for _, r in pairs])
-        with amp.autocast(cfg.dtype):
-            logits, _ = self.model(inputs)
-        logps = sequence_logps(logits, targets)
         n = len(pairs)
-        ref = tensor(reference_logps, dtype=logps.dtype, device=logps.device)
-        losses, chosen_rewards, rejected_rewards = dpo_loss(logps[:n], logps[n:], ref[:, 0], ref[:, 1], cfg.beta,
-                                                            cfg.label_smoothing, cfg.loss_type)
-        loss = losses.mean()
-        with no_grad():
-            reference_logits, _ = self.reference(inputs[:n])
+        with amp.autocast(cfg.dtype):
+            logits, labels, rows = answer_logits(self.model, inputs, targets)
+            logps = sum_by_row(token_logps(logits, labels), rows, 2 * n)
+            with no_grad():
+                reference_logits, _, _ = answer_logits(self.reference, inputs, targets)
+                reference = sum_by_row(token_logps(reference_logits, labels), rows, 2 * n)
+            losses, chosen_rewards, rejected_rewards = dpo_loss(logps[:n], logps[n:], reference[:n], reference[n:], cfg.beta,
+                                                                cfg.label_smoothing, cfg.loss_type)
+            loss = losses.mean()
+        chosen = rows < n  # the answer tokens of the chosen rows, which come first
         metrics = {"loss": loss.item(), **preference_metrics(chosen_rewards.numpy(), rejected_rewards.numpy()),
                    "logps/chosen": float(logps[:n].detach().numpy().mean()), "logps/rejected": float(logps[n:].detach().numpy().mean()),
-                   "kl": token_kl(logits[:n].detach().numpy(), reference_logits.numpy(), targets[:n]),
-                   "tokens": int(inputs.size)}
+                   "kl": token_kl(logits.detach().numpy()[chosen], reference_logits.numpy()[chosen]), "tokens": int(inputs.size)}
         return loss, metrics
 
     def forward_backward(self):
-        picked = next(self.loader)
-        loss, metrics = self._loss([self.train_pairs[i] for i in picked], self.reference_logps["train"][picked])
+        loss, metrics = self._loss([self.train_pairs[i] for i in next(self.loader)])
         self.scaler.scale(loss).backward()
         return metrics
 
@@ -168,10 +128,8 @@ class DPORun(Trainer):
         if not self.val_pairs:
             return {}
         self.model.eval()
-        rows = []
-        for start, batch in held_out_batches(self.val_pairs, self.config.batch_size, self.config.eval_batches):
-            _, metrics = self._loss(batch, self.reference_logps["val"][start:start + len(batch)])
-            rows.append((len(batch), metrics))
+        rows = [(len(batch), self._loss(batch)[1])
+                for _, batch in held_out_batches(self.val_pairs, self.config.batch_size, self.config.eval_batches)]
         self.model.train()
         total = sum(n for n, _ in rows)
         return {f"val_{key}": sum(n * m[key] for n, m in rows) / total for key in rows[0][1] if key != "tokens"}

@@ -6,7 +6,8 @@ to fit them (GPT.resize_token_embeddings). Each step takes batch_size conversati
 
     loss = sum over assistant tokens t of -log p(x_t | x_<t)  /  number of assistant tokens
 
-(F.cross_entropy with ignore_index=-100 at every other position). The step, the schedule, the
+(the other positions' targets are -100, ignored; lm_head runs at the answer positions alone, see
+logprobs.py). The step, the schedule, the
 checkpoints, the exact resume, metrics.jsonl and the progress bar are pretraining's (train.Trainer).
 The run directory is a training run like any other: `tinyllm sample --run`, `tinyllm chat --run`
 and `tinyllm dpo --sft` read it.
@@ -15,9 +16,11 @@ import dataclasses
 
 from .. import amp, random
 from ..autograd import no_grad
+from ..nn import functional as F
 from ..sample import load_run_model
 from ..train import LoopConfig, Trainer, add_config_flags, fit, flag_values
 from .data import IGNORE, ExampleLoader, encode_example, held_out_batches, pad_batch, read_conversations
+from .logprobs import answer_logits
 from .template import add_chat_tokens
 
 
@@ -58,7 +61,7 @@ class SFTRun(Trainer):
         self.train_examples = [encode_example(self.tokenizer, m, block) for m in read_conversations(config.data)]
         self.val_examples = [encode_example(self.tokenizer, m, block) for m in read_conversations(config.val)] if config.val else []
         self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
-        self.loader = ExampleLoader(len(self.train_examples), config.batch_size, seed=config.seed)
+        self.loader = ExampleLoader([len(x) for x, _ in self.train_examples], config.batch_size, seed=config.seed)
 
     def describe(self):
         return (f"SFT of {self.config.base} ({self.model.num_parameters():,} parameters) on {len(self.train_examples):,} "
@@ -66,10 +69,15 @@ class SFTRun(Trainer):
 
     def forward_backward(self):
         inputs, targets = pad_batch([self.train_examples[i] for i in next(self.loader)])
-        with amp.autocast(self.config.dtype):
-            _, loss = self.model(inputs, targets)
+        loss = self._loss(inputs, targets)
         self.scaler.scale(loss).backward()
-        return {"loss": loss.item(), "tokens": int((targets != IGNORE).sum())}
+        return {"loss": loss.item(), "tokens": int(inputs.size)}
+
+    def _loss(self, inputs, targets):
+        """The mean cross-entropy of the answer tokens (lm_head runs at those alone; see logprobs.py)."""
+        with amp.autocast(self.config.dtype):
+            logits, labels, _ = answer_logits(self.model, inputs, targets)
+            return F.cross_entropy(logits, labels)
 
     @no_grad()
     def validation_metrics(self):
@@ -80,8 +88,7 @@ class SFTRun(Trainer):
         total, count = 0.0, 0
         for _, batch in held_out_batches(self.val_examples, self.config.batch_size, self.config.eval_batches):
             inputs, targets = pad_batch(batch)
-            with amp.autocast(self.config.dtype):
-                _, loss = self.model(inputs, targets)
+            loss = self._loss(inputs, targets)
             n = int((targets != IGNORE).sum())
             total, count = total + loss.item() * n, count + n
         self.model.train()

@@ -239,6 +239,18 @@ class GPT(nn.Module):
         With a KVCache the T tokens continue the cached sequence: they sit at positions S .. S + T - 1
         and attend to the S cached positions too. Learned positions end at block_size; RoPE goes on.
         """
+        logits = self.lm_head(self.hidden_states(idx, cache))
+        loss = None
+        if targets is not None:
+            B, T = idx.shape
+            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-100)
+        return logits, loss
+
+    def hidden_states(self, idx, cache=None):
+        """The final normalised hidden states (B, T, n_embd) of idx (and cache) as in forward, which lm_head
+        turns into logits. A loss on
+        a few positions only (SFT and DPO learn the answer tokens) applies lm_head to those alone,
+        sparing the (T, vocab_size) logits of the rest."""
         B, T = idx.shape
         start = len(cache) if cache is not None else 0
         x = self.transformer.wte(idx)
@@ -252,11 +264,7 @@ class GPT(nn.Module):
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x, rope, cache)
-        logits = self.lm_head(self.transformer.ln_f(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-100)
-        return logits, loss
+        return self.transformer.ln_f(x)
 
     def resize_token_embeddings(self, new_vocab_size):
         """Grow the token embedding (and an untied lm_head) to new_vocab_size rows, for new tokens such
