@@ -41,6 +41,16 @@ def test_latest_points_at_the_newest_checkpoint(tmp_path):
     assert not list((tmp_path / "checkpoints").glob(".*tmp"))  # no temporary leftovers
 
 
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    model, opt = _model_and_optimizer()
+    for step in (5, 10, 100, 1000):  # 100 and 1000 sort after 5 and 10 only when zero-padded
+        checkpoint.save_checkpoint(tmp_path, step, model, opt, keep=2)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_000100", "step_001000"]
+    assert checkpoint.latest_checkpoint(tmp_path).name == "step_001000"
+    with pytest.raises(ValueError, match="keep must be at least 1"):
+        checkpoint.save_checkpoint(tmp_path, 1001, model, opt, keep=0)
+
+
 def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     model, opt = _model_and_optimizer()
     checkpoint.save_checkpoint(tmp_path, 1, model, opt)

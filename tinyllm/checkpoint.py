@@ -8,10 +8,13 @@ A run directory keeps one folder per saved step and a pointer to the newest:
     run/checkpoints/latest                             "step_000100"
 
 Each step folder is written under a temporary name and renamed into place, and `latest` is replaced
-atomically after it, so a crash mid-save leaves the previous checkpoint as the latest one.
+atomically after it, so a crash mid-save leaves the previous checkpoint as the latest one. Only the
+newest `keep` step folders stay (as Hugging Face's save_total_limit); older ones are deleted after
+`latest` has moved, so a run always has a complete checkpoint on disk.
 """
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import safetensors
@@ -72,8 +75,11 @@ def _join_optimizer_state(arrays, rest):
     return {"state": state, "param_groups": groups}
 
 
-def save_checkpoint(run_dir, step, model, optimizer=None, extra=None):
-    """Save model, optimizer and `extra` (any JSON-able dict: RNG, loader, scheduler state) for `step`."""
+def save_checkpoint(run_dir, step, model, optimizer=None, extra=None, keep=None):
+    """Save model, optimizer and `extra` (any JSON-able dict: RNG, loader, scheduler state) for `step`;
+    then delete all but the newest `keep` step folders (None: keep every one)."""
+    if keep is not None and keep < 1:
+        raise ValueError(f"save_checkpoint: keep must be at least 1 (the checkpoint just saved), got {keep}")
     folder = pathlib.Path(run_dir) / "checkpoints" / f"step_{step:06d}"
     with atomic_path(folder) as tmp:
         tmp.mkdir()
@@ -84,6 +90,9 @@ def save_checkpoint(run_dir, step, model, optimizer=None, extra=None):
             save_tensors(tmp / OPTIMIZER_FILE, arrays)
         atomic_write_text(tmp / STATE_FILE, json.dumps(state, indent=1))
     atomic_write_text(folder.parent / LATEST, folder.name)
+    if keep is not None:
+        for old in sorted(folder.parent.glob("step_*"))[:-keep]:  # zero-padded names sort by step
+            shutil.rmtree(old)
     return folder
 
 

@@ -54,6 +54,7 @@ class LoopConfig:
     eval_interval: int = 200
     eval_batches: int = 20             # at most this many validation batches per evaluation
     checkpoint_interval: int = 500
+    keep_checkpoints: int = 2          # the newest this many checkpoints stay on disk
     dtype: str = "float32"             # float32, or bfloat16/float16 mixed precision (float32 master weights)
     seed: int = 1337
     log_interval: int = 10
@@ -115,7 +116,7 @@ class Trainer:
     def save(self):
         extra = {"loader": self.loader.state_dict(), "rng": _jsonable(random.get_rng_state()),
                  "scaler": self.scaler.state_dict()}
-        checkpoint.save_checkpoint(self.dir, self.step, self.model, self.optimizer, extra)
+        checkpoint.save_checkpoint(self.dir, self.step, self.model, self.optimizer, extra, keep=self.config.keep_checkpoints)
 
     def resume(self):
         """Continue from the newest checkpoint, if any; returns True when it did."""
