@@ -30,9 +30,9 @@
 //     warps read it back transposed (ldmatrix .trans) for this tile's share of dQ = dS K, added to
 //     the float32 accumulator with vector atomics (float2 atomicAdd on sm_90, two floats before).
 //  3. dQ = scale * accumulator, rounded to the storage type.
-// On sm_90a (H100, H200) step 2 runs attention_backward_wgmma_kernel instead: the same algorithm with
-// the products on wgmma (see its comment); mma.sync stays the sm_80 path (TINYLLM_CUDA_MMA_SYNC=1
-// forces it on Hopper too).
+// On sm_90a (H100, H200) the forward and step 2 run attention_forward_wgmma_kernel and
+// attention_backward_wgmma_kernel instead: the same algorithms with the products on wgmma (see their
+// comments); mma.sync stays the sm_80 path (TINYLLM_CUDA_MMA_SYNC=1 forces it on Hopper too).
 // Tile sizes and blocks per multiprocessor are chosen by measurement (benchmarks/NOTES-cuda.md).
 #include <cuda_fp16.h>
 
@@ -499,7 +499,7 @@ template <int D> constexpr int kWgSmem = 1024 /* alignment */ + 2 * kWgBN * D * 
                                          4 * kWgBM * sizeof(float);
 
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
-__device__ int attention_wgmma_compiled = 1;  // which cubin the driver loaded: read by attention_backward_uses_wgmma()
+__device__ int attention_wgmma_compiled = 1;  // which cubin the driver loaded: read by attention_uses_wgmma()
 
 // Byte offset of 16-byte unit u (elements 8u..8u+7) of row r in a 128-byte-swizzled tile of R rows.
 template <int R> __device__ __forceinline__ uint32_t swizzled(int r, int u) {
@@ -517,8 +517,9 @@ template <int R, int D, typename E> __device__ __forceinline__ void copy_tile_sw
     }
 }
 
-// The mma A fragment (16 x 16) of columns 16kk.. of a 64 x 64 accumulator tile, rounded to E.
-template <typename E> __device__ __forceinline__ void acc_to_a(uint32_t (&f)[4], const float (&c)[32], int kk) {
+// The mma A fragment (16 x 16) of columns 16kk.. of a 64 x N accumulator tile (R = N / 2 floats a
+// thread), rounded to E: columns 16kk.. are the accumulator's 8-column groups 2kk and 2kk + 1.
+template <typename E, int R> __device__ __forceinline__ void acc_to_a(uint32_t (&f)[4], const float (&c)[R], int kk) {
     f[0] = pack2<E>(c[8 * kk], c[8 * kk + 1]), f[1] = pack2<E>(c[8 * kk + 2], c[8 * kk + 3]);
     f[2] = pack2<E>(c[8 * kk + 4], c[8 * kk + 5]), f[3] = pack2<E>(c[8 * kk + 6], c[8 * kk + 7]);
 }
@@ -688,6 +689,159 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 }
 
+// ---- forward on wgmma (sm_90a: H100, H200) ---------------------------------------------------------
+// The forward's algorithm on Hopper's warpgroup-wide tensor-core instruction. One block of 2
+// warpgroups per (128 queries, batch*head); warpgroup w owns queries 64w..64w+63 (wgmma's M) and
+// walks the keys BN (64 or 128) at a time:
+//   S = Q K^T      wgmma m64nBNk16, Q and K both from shared memory (K-major)
+//   softmax        online, in registers, as in the mma.sync kernel (same accumulator layout)
+//   O += P V       wgmma m64nDk16, A = P from registers, B = V from shared memory (MN-major)
+// Why it is faster: each warpgroup reads a K or V tile from shared memory once for its 64 rows,
+// where each mma.sync warp reads it for 16; and P V of one tile runs on the tensor cores while the
+// softmax of the next one runs on the other units: iteration t issues S(t), then P(t-1) V(t-1), waits
+// for S(t) only, computes the softmax of tile t, and waits for P(t-1) V(t-1) before rescaling O
+// (FlashAttention-3's intra-warpgroup overlap). So V(t-1) is still read during iteration t, and the
+// copy of tile t+1 (cp.async, issued at the top of iteration t) goes to the third V buffer: K has 2
+// buffers, V 3, all in the 128-byte-swizzle layout of the backward's tiles.
+// D = 64 takes 64 keys a step, so that a thread stays within 128 registers and two blocks share a
+// multiprocessor (one block's softmax and loads then overlap the other's products); D = 128 needs
+// ~200 registers either way and takes 128 keys.
+constexpr int kWgFwdBM = 128;
+template <int D> constexpr int kWgFwdBN = D == 64 ? 64 : 128;
+template <int D> constexpr int kWgFwdBlocksPerSM = D == 64 ? 2 : 1;
+template <int D> constexpr int kWgFwdSmem = 1024 /* alignment */ + (kWgFwdBM + 5 * kWgFwdBN<D>) * D * 2;
+
+template <typename E, int D>
+__global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forward_wgmma_kernel(const E* __restrict__ q, const E* __restrict__ k,
+                                                                                const E* __restrict__ v, E* __restrict__ o,
+                                                                                float* __restrict__ lse, int T, int S,
+                                                                                bool causal, float scale) {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    constexpr int BM = kWgFwdBM, BN = kWgFwdBN<D>, KB = BN * D * 2;  // KB: bytes of a K or V tile
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char* sQ = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+    unsigned char* sK = sQ + BM * D * 2;  // two buffers
+    unsigned char* sV = sK + 2 * KB;      // three buffers
+    const int64_t bh = blockIdx.x;  // x over batch*head, y over query blocks: the longest first (causal)
+    q += bh * T * D, k += bh * S * D, v += bh * S * D, o += bh * T * D, lse += bh * T;
+    const int m0 = (causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BM;
+    const int wg = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    const int g = lane / 4, qd = lane % 4;
+    const int shift = S - T, row_wg = m0 + 64 * wg, row0 = row_wg + 16 * warp + g;  // this thread's rows: row0, row0 + 8
+    const int n_end = causal ? min(S, m0 + BM + shift) : S;
+    const int tiles = n_end > 0 ? (n_end + BN - 1) / BN : 0;
+
+    auto fetch = [&](int t) {  // key tile t: K into buffer t % 2, V into buffer t % 3
+        copy_tile_swizzled<BN, D>(sK + t % 2 * KB, k, t * BN, S);
+        copy_tile_swizzled<BN, D>(sV + t % 3 * KB, v, t * BN, S);
+    };
+    copy_tile_swizzled<BM, D>(sQ, q, m0, T);
+    if (tiles > 0) fetch(0);
+    cp_async_commit();
+
+    const uint32_t aQ = smem_addr(sQ) + wg * 64 * 128;  // the warpgroup's 64 rows of each D chunk
+    const float sl2 = scale * kLog2e;  // scores are kept unscaled; exp(x * scale) = exp2(x * sl2)
+    float acc[D / 2], row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.0f;
+    uint32_t pa[BN / 16][4];  // P of the previous tile, as A fragments of 16 keys
+    fence_operands(acc);
+    // O += P V of tile t (V in buffer t % 3), issued, not waited for.
+    auto issue_pv = [&](int t) {
+        const uint32_t bV = smem_addr(sV + t % 3 * KB);
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) wgmma_rs<E, 1>(acc, pa[kk], smem_desc(bV + kk * 16 * 128, BN * 128));
+        wgmma_commit();
+    };
+    for (int t = 0; t < tiles; t++) {
+        const int n0 = t * BN;
+        cp_async_wait<0>();
+        fence_proxy_async();  // this thread's copies, visible to wgmma
+        __syncthreads();      // tile t has landed; every warpgroup is done with tile t - 1's S and t - 2's P V
+        if (t + 1 < tiles) fetch(t + 1);
+        cp_async_commit();
+
+        float s[BN / 2];  // this warpgroup's 64 x BN scores, set by the first wgmma (scale_d = 0)
+        wgmma_fence();
+        const uint32_t bK = smem_addr(sK + t % 2 * KB);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t off = kk % 4 * 32;
+            wgmma_ss<E, 0, 0>(s, smem_desc(aQ + kk / 4 * (BM * 128) + off, 16), smem_desc(bK + kk / 4 * (BN * 128) + off, 16),
+                              kk > 0);
+        }
+        wgmma_commit();
+        if (t > 0) {
+            issue_pv(t - 1);
+            wgmma_wait<1>();  // S is done; P V may still run
+        } else {
+            wgmma_wait<0>();
+        }
+        fence_operands(s);
+
+        // Tiles across the end of the keys or the causal diagonal: hidden scores become -inf (a
+        // warpgroup-uniform branch: the other tiles run no index arithmetic).
+        if (n0 + BN > S || (causal && n0 + BN - 1 > row_wg + shift)) {
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int row = row0 + (e / 2) * 8, col = n0 + 8 * j + 2 * qd + e % 2;
+                    if (col >= S || (causal && col > row + shift)) s[4 * j + e] = -INFINITY;
+                }
+        }
+        float corr[2];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float mx = row_max[h];
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mx_l2 = mx == -INFINITY ? 0.0f : mx * sl2;  // a row with nothing visible yet
+            corr[h] = exp2_approx(row_max[h] * sl2 - mx_l2);
+            float sum = 0.0f;
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++) {
+                float* x = s + 4 * j + 2 * h;
+                x[0] = exp2_approx(fmaf(x[0], sl2, -mx_l2));
+                x[1] = exp2_approx(fmaf(x[1], sl2, -mx_l2));
+                sum += x[0] + x[1];
+            }
+            row_sum[h] = row_sum[h] * corr[h] + sum;  // each thread's partial sum; the quad adds them at the end
+            row_max[h] = mx;
+        }
+        wgmma_wait<0>();  // P V of tile t - 1 has reached acc, and is done with pa
+        fence_operands(acc), fence_operands(pa);
+#pragma unroll
+        for (int i = 0; i < D / 2; i++) acc[i] *= corr[i / 2 % 2];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) acc_to_a<E>(pa[kk], s, kk);
+    }
+    if (tiles > 0) {
+        wgmma_fence();
+        issue_pv(tiles - 1);
+        wgmma_wait<0>();
+        fence_operands(acc);
+    }
+    cp_async_wait<0>();  // (a block with no key tile still has its Q copy in flight)
+
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float sum = row_sum[h];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const int row = row0 + h * 8;
+        if (row >= T) continue;
+        const float inv = 1.0f / sum;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++)
+            *reinterpret_cast<uint32_t*>(o + int64_t(row) * D + 8 * j + 2 * qd) = pack2<E>(acc[4 * j + 2 * h] * inv, acc[4 * j + 2 * h + 1] * inv);
+        if (qd == 0) lse[row] = row_max[h] * scale + logf(sum);
+    }
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+}
+
 // dq = scale * dq_acc in the storage type, 8 elements per thread.
 template <typename E>
 __global__ void attention_dq_convert_kernel(const float* __restrict__ acc, E* __restrict__ dq, float scale, int64_t n8) {
@@ -703,6 +857,14 @@ __global__ void attention_dq_convert_kernel(const float* __restrict__ acc, E* __
 
 struct Forward {
 template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_t st) {
+    if (attention_uses_wgmma()) {
+        auto kernel = attention_forward_wgmma_kernel<E, D>;
+        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgFwdSmem<D>));
+        kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.T, kWgFwdBM)), kThreads, kWgFwdSmem<D>, st>>>(
+            (const E*)a.q, (const E*)a.k, (const E*)a.v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
+        CUDA_CHECK_LAUNCH();
+        return;
+    }
     auto kernel = attention_forward_kernel<E, D>;
     constexpr int smem = (kFwdBM + 4 * kFwdBN) * (D + kPad) * sizeof(E);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -722,7 +884,7 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
         (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, dq_acc, rows);
     CUDA_CHECK_LAUNCH();
 
-    if (attention_backward_uses_wgmma()) {
+    if (attention_uses_wgmma()) {
         auto kernel = attention_backward_wgmma_kernel<E, D>;
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSmem<D>));
         kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kWgBN)), kThreads, kWgSmem<D>, st>>>(
@@ -773,9 +935,9 @@ void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintp
     dispatch_half<Forward>(a, as_stream(stream));
 }
 
-// The backward's main kernel on the current device: wgmma where it runs, else mma.sync; the
-// environment variable TINYLLM_CUDA_MMA_SYNC=1 forces mma.sync (to compare the two).
-bool attention_backward_uses_wgmma() {
+// The forward and the backward's main kernel on the current device: wgmma where it runs, else
+// mma.sync; the environment variable TINYLLM_CUDA_MMA_SYNC=1 forces mma.sync (to compare the two).
+bool attention_uses_wgmma() {
     static std::mutex lock;
     static std::map<int, bool> known;  // per device
     const char* env = std::getenv("TINYLLM_CUDA_MMA_SYNC");

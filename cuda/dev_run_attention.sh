@@ -1,6 +1,6 @@
 #!/bin/bash
-# Attention on the GPU machine: build tinyllm._cuda in place, a quick error check of each backward
-# kernel (wgmma and mma.sync), the attention rows of the CUDA benchmark (ours and SDPA in one process;
+# Attention on the GPU machine: build tinyllm._cuda in place, a quick error check of each kernel
+# pair (wgmma and mma.sync), the attention rows of the CUDA benchmark (ours and SDPA in one process;
 # once as built, once with TINYLLM_CUDA_MMA_SYNC=1), the attention tests (against the float64
 # reference and against PyTorch SDPA), then a kernel profile; logs go to $OUT (or /tmp).
 # Usage: cuda/dev_run_attention.sh [reps, default 30]
@@ -13,7 +13,7 @@ import numpy as np
 from tinyllm import dtypes
 from tinyllm.backend import cuda, reference
 
-print("backward on wgmma:", cuda._cuda.attention_backward_uses_wgmma())
+print("attention on wgmma:", cuda._cuda.attention_uses_wgmma())
 f64 = lambda a: cupy.asnumpy(a).astype(np.float64)
 rnd = lambda shape: cupy.random.standard_normal(shape, dtype=np.float32).astype(dtypes.bfloat16)
 for force in ("0", "1"):
@@ -22,11 +22,13 @@ for force in ("0", "1"):
                             (64, 200, 128, False), (1000, 1000, 64, True)]:
         q, do, k, v = rnd((1, 2, T, D)), rnd((1, 2, T, D)), rnd((1, 2, S, D)), rnd((1, 2, S, D))
         o, lse = cuda.attention_forward(q, k, v, causal, D ** -0.5)
-        _, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, D ** -0.5)
+        ro, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, D ** -0.5)
+        err_o = np.abs(f64(o) - ro).max() / np.abs(ro).max()
+        err_lse = np.abs(f64(lse) - rlse).max()
         grads = cuda.attention_backward(do, q, k, v, o, lse, causal, D ** -0.5)
         refs = reference.attention_backward(f64(do), f64(q), f64(k), f64(v), f64(o), rlse, causal, D ** -0.5)
         errs = [np.abs(f64(g) - r).max() / np.abs(r).max() for g, r in zip(grads, refs)]
-        print(f"MMA_SYNC={force} T{T} S{S} D{D} causal={causal}: dq {errs[0]:.1e} dk {errs[1]:.1e} dv {errs[2]:.1e}")
+        print(f"MMA_SYNC={force} T{T} S{S} D{D} causal={causal}: o {err_o:.1e} lse {err_lse:.1e} dq {errs[0]:.1e} dk {errs[1]:.1e} dv {errs[2]:.1e}")
 PY
 timeout 70 python3 benchmarks/kernels_cuda.py --only attention --reps ${1:-30} 2>&1 | tee $OUT/bench.log
 TINYLLM_CUDA_MMA_SYNC=1 timeout 70 python3 benchmarks/kernels_cuda.py --only attention --reps ${1:-30} 2>&1 \

@@ -120,9 +120,9 @@ void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, 
 void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
                        int D, bool causal, float scale, DType dt, uintptr_t stream);
 int64_t attention_backward_scratch_floats(int64_t BH, int T, int D);
-// Whether attention_backward's main kernel is the Hopper (wgmma) one on the current device (the first
-// call per device synchronises); TINYLLM_CUDA_MMA_SYNC=1 in the environment forces mma.sync.
-bool attention_backward_uses_wgmma();
+// Whether attention_forward and attention_backward's main kernel are the Hopper (wgmma) ones on the
+// current device (the first call per device synchronises); TINYLLM_CUDA_MMA_SYNC=1 forces mma.sync.
+bool attention_uses_wgmma();
 void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
                         uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,
                         float scale, DType dt, uintptr_t stream);

@@ -139,7 +139,7 @@ PYBIND11_MODULE(_cuda, m) {
         attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, dtype(dt), stream);
     });
     m.def("attention_backward_scratch_floats", &attention_backward_scratch_floats);
-    m.def("attention_backward_uses_wgmma", &attention_backward_uses_wgmma);
+    m.def("attention_uses_wgmma", &attention_uses_wgmma);
     m.def("attention_backward", [](uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse,
                                    uintptr_t dq, uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S,
                                    int D, bool causal, float scale, int dt, uintptr_t stream) {

@@ -220,16 +220,16 @@ ATTN_SHAPES = [(1, 3, 64), (17, 17, 64), (127, 127, 128), (5, 33, 128), (130, 13
                (200, 64, 64), (1000, 1000, 64), (1000, 1000, 128)]
 
 
-def test_hopper_gets_the_wgmma_attention_backward(monkeypatch):
+def test_hopper_gets_the_wgmma_attention_kernels(monkeypatch):
     if cupy.cuda.Device().compute_capability != "90":
-        pytest.skip("the wgmma attention backward is for compute capability 9.0 (H100, H200)")
+        pytest.skip("the wgmma attention kernels are for compute capability 9.0 (H100, H200)")
     monkeypatch.delenv("TINYLLM_CUDA_MMA_SYNC", raising=False)
-    assert cuda._cuda.attention_backward_uses_wgmma(), "built without sm_90a, or the driver loaded the sm_90 cubin"
+    assert cuda._cuda.attention_uses_wgmma(), "built without sm_90a, or the driver loaded the sm_90 cubin"
     monkeypatch.setenv("TINYLLM_CUDA_MMA_SYNC", "1")
-    assert not cuda._cuda.attention_backward_uses_wgmma()
+    assert not cuda._cuda.attention_uses_wgmma()
 
 
-# "ours" runs the wgmma backward on an H100/H200 build with sm_90a, mma.sync elsewhere; "mma.sync"
+# "ours" runs the wgmma kernels on an H100/H200 build with sm_90a, mma.sync elsewhere; "mma.sync"
 # forces the mma.sync kernel (the sm_80 path), so a Hopper machine tests both.
 @pytest.mark.parametrize("kernel", ["ours", "mma.sync"])
 @pytest.mark.parametrize("causal", [False, True])
