@@ -21,7 +21,7 @@
 //
 // Backward (Algorithm 2), three launches:
 //  1. preprocess: delta = rowsum(dO * O) and lse * log2(e), one pass over O and dO, which also
-//     zeroes dQ's float32 accumulator.
+//     zeroes dQ's float32 accumulator (delta and lse2 stored with each head's rows padded to 4).
 //  2. one block of 8 warps per (128 keys, batch*head), each warp owning 16 keys; the heaviest key
 //     blocks start first. K and V stay in shared memory; the block walks the query tiles (32 or 64
 //     queries, double buffered with cp.async, from the first tile that sees its keys under the
@@ -307,6 +307,10 @@ constexpr int kBwdBN = 128;
 template <int D> constexpr int kBwdBM = D == 64 ? 32 : 64;
 template <int D> constexpr int kBwdBlocksPerSM = D == 64 ? 2 : 1;
 
+// Rows of delta and lse2 per (batch, head): T rounded up to 4, so that each head's run of them starts
+// 16-byte aligned (the wgmma backward moves them by TMA, whose boxes must start aligned).
+__host__ __device__ inline int padded_rows(int T) { return (T + 3) / 4 * 4; }
+
 // delta = rowsum(dO * O), lse2 = lse * log2(e), and dQ's accumulator zeroed: D / 8 threads a row,
 // 16 bytes each, kPreRows rows per thread group so that their loads are in flight together.
 constexpr int kPreRows = 4;
@@ -315,7 +319,7 @@ template <typename E, int D>
 __global__ void attention_backward_preprocess_kernel(const E* __restrict__ dout, const E* __restrict__ o,
                                                      const float* __restrict__ lse, float* __restrict__ delta,
                                                      float* __restrict__ lse2, float* __restrict__ dq_acc,
-                                                     int64_t rows) {
+                                                     int64_t rows, int T) {
     constexpr int L = D / 8;  // threads per row
     const int64_t row0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / L * kPreRows;
     const int c = threadIdx.x % L * 8;
@@ -341,7 +345,10 @@ __global__ void attention_backward_preprocess_kernel(const E* __restrict__ dout,
         }
 #pragma unroll
         for (int off = L / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-        if (row < rows && c == 0) delta[row] = sum, lse2[row] = lse[row] * kLog2e;
+        if (row < rows && c == 0) {
+            const int64_t at = row / T * padded_rows(T) + row % T;  // (batch*head, query) in the padded layout
+            delta[at] = sum, lse2[at] = lse[row] * kLog2e;
+        }
     }
 }
 
@@ -362,7 +369,7 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
     float* sL = reinterpret_cast<float*>(sdS + BN * LDS);  // lse2, two buffers of BM
     float* sDelta = sL + 2 * BM;                           // delta, two buffers of BM
     const int64_t bh = blockIdx.x;  // x over batch*head, y over key blocks: the longest first (causal)
-    q += bh * T * D, dout += bh * T * D, dq_acc += bh * T * D, lse2 += bh * T, delta += bh * T;
+    q += bh * T * D, dout += bh * T * D, dq_acc += bh * T * D, lse2 += bh * padded_rows(T), delta += bh * padded_rows(T);
     k += bh * S * D, v += bh * S * D, dk += bh * S * D, dv += bh * S * D;
     const int n0 = blockIdx.y * BN, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int g = lane / 4, qd = lane % 4;
@@ -492,11 +499,17 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
 // Every tile (K, V: 128 rows; Q, dO: 64 rows; dS^T: 128 keys x 64 queries) is stored in the
 // 128-byte-swizzle layout: D / 64 chunks of rows x 128 bytes, 16-byte unit u of row r at unit
 // u ^ (r % 8), so one copy serves as a K-major operand (walk K by moving 32 bytes) and as an
-// MN-major one (walk K by 16 rows = 2 KB). cp.async writes them (double-buffered Q, dO, lse, delta),
-// as in the mma.sync kernel; a proxy fence makes the copies and dS^T visible to wgmma.
-constexpr int kWgBN = 128, kWgBM = 64;
-template <int D> constexpr int kWgSmem = 1024 /* alignment */ + 2 * kWgBN * D * 2 + 4 * kWgBM * D * 2 + kWgBN * kWgBM * 2 +
-                                         4 * kWgBM * sizeof(float);
+// MN-major one (walk K by 16 rows = 2 KB). K and V arrive once, by cp.async. The query tiles (Q, dO,
+// and the tile's lse2 and delta) arrive by TMA, kWgStages of them in flight: thread 0 issues tile
+// t + 2 at the top of iteration t, once every warp has released the stage (an "empty" mbarrier,
+// one arrival per warp after its last wgmma on the tile), and the warps wait for tile t on the
+// stage's "full" mbarrier (the copy's byte count). So no block-wide barrier, and no proxy fence,
+// guards the loads (with cp.async they took ~12% of the kernel's stall samples, ncu); one
+// __syncthreads a tile remains, for dS^T (written by every warp, read by both warpgroups' dQ; two
+// buffers, so that tile t + 1's writes need no second barrier after tile t's dQ).
+constexpr int kWgBN = 128, kWgBM = 64, kWgStages = 3;
+template <int D> constexpr int kWgSmem = 1024 /* alignment */ + 2 * kWgBN * D * 2 + 2 * kWgStages * kWgBM * D * 2 +
+                                         2 * kWgBN * kWgBM * 2 + 2 * kWgStages * kWgBM * sizeof(float) + 2 * kWgStages * 8;
 
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
 __device__ int attention_wgmma_compiled = 1;  // which cubin the driver loaded: read by attention_uses_wgmma()
@@ -529,76 +542,93 @@ __device__ int attention_wgmma_compiled = 0;
 
 template <typename E, int D>
 __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
-    const E* __restrict__ q, const E* __restrict__ k, const E* __restrict__ v, const E* __restrict__ dout,
-    const float* __restrict__ lse2, const float* __restrict__ delta, float* __restrict__ dq_acc, E* __restrict__ dk,
-    E* __restrict__ dv, int T, int S, bool causal, float scale) {
+    const __grid_constant__ CUtensorMap map_q, const __grid_constant__ CUtensorMap map_dout,
+    const __grid_constant__ CUtensorMap map_lse2, const __grid_constant__ CUtensorMap map_delta, const E* __restrict__ k,
+    const E* __restrict__ v, float* __restrict__ dq_acc, E* __restrict__ dk, E* __restrict__ dv, int T, int S, bool causal,
+    float scale) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     constexpr int BN = kWgBN, BM = kWgBM, KV = BN * D * 2, QB = BM * D * 2;  // tile bytes
+    constexpr uint32_t kStageBytes = 2 * QB + 2 * BM * sizeof(float);      // Q, dO, lse2, delta of one tile
     extern __shared__ unsigned char smem_raw[];
     unsigned char* sK = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
     unsigned char* sV = sK + KV;
-    unsigned char* sQ = sV + KV;      // two buffers
-    unsigned char* sdO = sQ + 2 * QB;  // two buffers
-    unsigned char* sdS = sdO + 2 * QB;  // dS^T: BN keys x BM queries
-    float* sL = reinterpret_cast<float*>(sdS + BN * BM * 2);  // lse2, two buffers of BM
-    float* sDelta = sL + 2 * BM;                               // delta, two buffers of BM
-    const int64_t bh = blockIdx.x;
-    q += bh * T * D, dout += bh * T * D, dq_acc += bh * T * D, lse2 += bh * T, delta += bh * T;
-    k += bh * S * D, v += bh * S * D, dk += bh * S * D, dv += bh * S * D;
+    unsigned char* sQ = sV + KV;                 // kWgStages buffers
+    unsigned char* sdO = sQ + kWgStages * QB;    // kWgStages buffers
+    unsigned char* sdS = sdO + kWgStages * QB;   // dS^T: BN keys x BM queries, two buffers
+    float* sL = reinterpret_cast<float*>(sdS + 2 * BN * BM * 2);  // lse2, kWgStages buffers of BM
+    float* sDelta = sL + kWgStages * BM;                       // delta, kWgStages buffers of BM
+    uint64_t* full = reinterpret_cast<uint64_t*>(sDelta + kWgStages * BM);  // a tile's bytes have landed
+    uint64_t* empty = full + kWgStages;                                      // every warp is done with a tile
+    const int bh = blockIdx.x;
+    dq_acc += int64_t(bh) * T * D;
+    k += int64_t(bh) * S * D, v += int64_t(bh) * S * D, dk += int64_t(bh) * S * D, dv += int64_t(bh) * S * D;
     const int n0 = blockIdx.y * BN, wg = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, qd = lane % 4;
     const int shift = S - T, key_wg = n0 + 64 * wg, key0 = key_wg + 16 * warp;  // first key of the warpgroup, warp
     const int m_begin = causal ? max(0, n0 - shift) / BM * BM : 0;
     const int tiles = (T - m_begin + BM - 1) / BM;
 
-    auto fetch = [&](int t) {  // query tile t into buffer t % 2
-        const int m0 = m_begin + t * BM, b = t % 2;
-        copy_tile_swizzled<BM, D>(sQ + b * QB, q, m0, T);
-        copy_tile_swizzled<BM, D>(sdO + b * QB, dout, m0, T);
-        copy_floats(sL + b * BM, lse2, m0, T, BM);
-        copy_floats(sDelta + b * BM, delta, m0, T, BM);
-        cp_async_commit();
-    };
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < kWgStages; i++) mbar_init(&full[i], 1), mbar_init(&empty[i], kWarps);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the TMA unit
+    }
     copy_tile_swizzled<BN, D>(sK, k, n0, S);
     copy_tile_swizzled<BN, D>(sV, v, n0, S);
-    fetch(0);
+    cp_async_commit();
+    __syncthreads();  // the barriers are initialised
+    // Query tile t into stage t % kWgStages, by TMA, issued by thread 0 once every warp has released
+    // the tile that used the stage before (t - kWgStages); rows past T arrive as zeros.
+    auto fetch = [&](int t) {
+        const int b = t % kWgStages, m0 = m_begin + t * BM;
+        if (t >= kWgStages) mbar_wait(&empty[b], (t / kWgStages - 1) & 1);
+        mbar_expect_tx(&full[b], kStageBytes);
+#pragma unroll
+        for (int c = 0; c < D / 64; c++) {
+            tma_load(sQ + b * QB + c * BM * 128, &map_q, &full[b], 64 * c, m0, bh);
+            tma_load(sdO + b * QB + c * BM * 128, &map_dout, &full[b], 64 * c, m0, bh);
+        }
+        tma_load_2d(sL + b * BM, &map_lse2, &full[b], m0, bh);
+        tma_load_2d(sDelta + b * BM, &map_delta, &full[b], m0, bh);
+    };
+    if (threadIdx.x == 0)
+        for (int t = 0; t < min(tiles, kWgStages - 1); t++) fetch(t);
+    cp_async_wait<0>();
+    fence_proxy_async();  // K and V, visible to wgmma
+    __syncthreads();
 
     // Descriptor addresses: the warpgroup's 64 key rows of K and V (K-major, D / 64 chunks of BN
     // rows); for dQ, K's columns wg * D / 2.. (MN-major, inside one chunk) and dS^T.
     const uint32_t aK = smem_addr(sK) + wg * 64 * 128, aV = smem_addr(sV) + wg * 64 * 128;
-    const uint32_t bKq = smem_addr(sK) + (wg * D / 2) / 64 * (BN * 128) + (wg * D / 2) % 64 * 2, aS = smem_addr(sdS);
+    const uint32_t bKq = smem_addr(sK) + (wg * D / 2) / 64 * (BN * 128) + (wg * D / 2) % 64 * 2;
     const float sl2 = scale * kLog2e;
     float dk_acc[D / 2], dv_acc[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; i++) dk_acc[i] = dv_acc[i] = 0.0f;
     fence_operands(dk_acc), fence_operands(dv_acc);
     for (int t = 0; t < tiles; t++) {
-        const int m0 = m_begin + t * BM;
-        const uint32_t cQ = smem_addr(sQ + (t % 2) * QB), cdO = smem_addr(sdO + (t % 2) * QB);
-        const float* cL = sL + (t % 2) * BM;
-        const float* cDelta = sDelta + (t % 2) * BM;
-        cp_async_wait<0>();
-        fence_proxy_async();  // this thread's copies, visible to wgmma
-        __syncthreads();      // tile t has landed; every warp is done with tile t - 1 (buffers, dS^T)
-        if (t + 1 < tiles) fetch(t + 1);
+        const int m0 = m_begin + t * BM, b = t % kWgStages;
+        const uint32_t cQ = smem_addr(sQ + b * QB), cdO = smem_addr(sdO + b * QB);
+        const float* cL = sL + b * BM;
+        const float* cDelta = sDelta + b * BM;
+        unsigned char* cdS = sdS + t % 2 * (BN * BM * 2);  // (two buffers: no barrier between tile t's dQ and t + 1's dS^T)
+        if (threadIdx.x == 0 && t + kWgStages - 1 < tiles) fetch(t + kWgStages - 1);
+        mbar_wait(&full[b], (t / kWgStages) & 1);  // tile t has landed
+        __syncwarp();  // the warp converged again (after thread 0's copies and each lane's wait) for wgmma
 
         uint32_t da[4][4];  // dS^T as 4 A fragments of 16 queries
         // Under the causal mask a warpgroup whose first key follows the tile's last query has P = 0.
         if (!(causal && key_wg > m0 + BM - 1 + shift)) {
-            float s[32], dp[32];
-#pragma unroll
-            for (int i = 0; i < 32; i++) s[i] = dp[i] = 0.0f;
-            fence_operands(s), fence_operands(dp);
+            float s[32], dp[32];  // set by their first wgmma (scale_d = 0)
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
                 const uint32_t off = kk / 4 * (BN * 128) + kk % 4 * 32, qoff = kk / 4 * (BM * 128) + kk % 4 * 32;
-                wgmma_ss<E, 0, 0>(s, smem_desc(aK + off, 16), smem_desc(cQ + qoff, 16));
+                wgmma_ss<E, 0, 0>(s, smem_desc(aK + off, 16), smem_desc(cQ + qoff, 16), kk > 0);
             }
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
                 const uint32_t off = kk / 4 * (BN * 128) + kk % 4 * 32, qoff = kk / 4 * (BM * 128) + kk % 4 * 32;
-                wgmma_ss<E, 0, 0>(dp, smem_desc(aV + off, 16), smem_desc(cdO + qoff, 16));
+                wgmma_ss<E, 0, 0>(dp, smem_desc(aV + off, 16), smem_desc(cdO + qoff, 16), kk > 0);
             }
             wgmma_commit();
             wgmma_wait<0>();
@@ -646,24 +676,24 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const int r = 64 * wg + 16 * warp + g + 8 * h;
-                *reinterpret_cast<uint32_t*>(sdS + swizzled<BN>(r, 2 * kk) + 4 * qd) = da[kk][h];
-                *reinterpret_cast<uint32_t*>(sdS + swizzled<BN>(r, 2 * kk + 1) + 4 * qd) = da[kk][2 + h];
+                *reinterpret_cast<uint32_t*>(cdS + swizzled<BN>(r, 2 * kk) + 4 * qd) = da[kk][h];
+                *reinterpret_cast<uint32_t*>(cdS + swizzled<BN>(r, 2 * kk + 1) + 4 * qd) = da[kk][2 + h];
             }
         fence_proxy_async();
         __syncthreads();  // the block's dS^T is complete
 
         // dQ (64 queries x this warpgroup's D / 2 columns) = dS K over the block's 128 keys.
-        float dq[D / 4];
-#pragma unroll
-        for (int i = 0; i < D / 4; i++) dq[i] = 0.0f;
-        fence_operands(dq);
+        float dq[D / 4];  // set by the first wgmma (scale_d = 0)
+        const uint32_t aS = smem_addr(cdS);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++)
-            wgmma_ss<E, 1, 1>(dq, smem_desc(aS + kk * 16 * 128, BN * 128), smem_desc(bKq + kk * 16 * 128, BN * 128));
+            wgmma_ss<E, 1, 1>(dq, smem_desc(aS + kk * 16 * 128, BN * 128), smem_desc(bKq + kk * 16 * 128, BN * 128), kk > 0);
         wgmma_commit();
-        wgmma_wait<0>();  // (dV's and dK's too)
+        wgmma_wait<0>();  // (dV's and dK's too: this warp is done with tile t's stage)
         fence_operands(dq), fence_operands(dk_acc), fence_operands(dv_acc);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty[b]);
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int row = m0 + 16 * warp + g + 8 * h;
@@ -673,7 +703,6 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
                 atomic_add2(dq_acc + int64_t(row) * D + wg * D / 2 + 8 * j + 2 * qd, dq[4 * j + 2 * h], dq[4 * j + 2 * h + 1]);
         }
     }
-    cp_async_wait<0>();  // (a block with no query tile still has its copies in flight)
 
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -878,18 +907,23 @@ struct Backward {
 template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_t st) {
     const int64_t rows = a.BH * a.T;
     float* dq_acc = reinterpret_cast<float*>(a.scratch);
-    float* delta = dq_acc + rows * D;
-    float* lse2 = delta + rows;
+    const int64_t padded = a.BH * padded_rows(a.T);
+    float* delta = dq_acc + rows * D;  // (16-byte aligned: D is)
+    float* lse2 = delta + padded;
     attention_backward_preprocess_kernel<E, D><<<ceil_div(ceil_div(rows, kPreRows) * (D / 8), 256), 256, 0, st>>>(
-        (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, dq_acc, rows);
+        (const E*)a.dout, (const E*)a.o, (const float*)a.lse, delta, lse2, dq_acc, rows, a.T);
     CUDA_CHECK_LAUNCH();
 
     if (attention_uses_wgmma()) {
         auto kernel = attention_backward_wgmma_kernel<E, D>;
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSmem<D>));
+        const CUtensorMap map_q = tensor_map(a.q, D, a.T, a.BH, int64_t(a.T) * D, kWgBM);
+        const CUtensorMap map_dout = tensor_map(a.dout, D, a.T, a.BH, int64_t(a.T) * D, kWgBM);
+        const CUtensorMap map_lse2 = rows_map(uintptr_t(lse2), a.T, a.BH, padded_rows(a.T), kWgBM);
+        const CUtensorMap map_delta = rows_map(uintptr_t(delta), a.T, a.BH, padded_rows(a.T), kWgBM);
         kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kWgBN)), kThreads, kWgSmem<D>, st>>>(
-            (const E*)a.q, (const E*)a.k, (const E*)a.v, (const E*)a.dout, lse2, delta, dq_acc, (E*)a.dk, (E*)a.dv,
-            a.T, a.S, a.causal, a.scale);
+            map_q, map_dout, map_lse2, map_delta, (const E*)a.k, (const E*)a.v, dq_acc, (E*)a.dk, (E*)a.dv, a.T, a.S,
+            a.causal, a.scale);
         CUDA_CHECK_LAUNCH();
     } else {
     auto kernel = attention_backward_kernel<E, D>;
@@ -949,7 +983,7 @@ bool attention_uses_wgmma() {
     return it != known.end() ? it->second : known[dev] = sm90a_cubin_runs(dev, &attention_wgmma_compiled);
 }
 
-int64_t attention_backward_scratch_floats(int64_t BH, int T, int D) { return BH * T * (D + 2); }
+int64_t attention_backward_scratch_floats(int64_t BH, int T, int D) { return BH * (int64_t(T) * D + 2 * padded_rows(T)); }
 
 void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
                         uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,

@@ -9,9 +9,12 @@
 //   A from registers (64 x 16): the mma.sync m16n8k16 A fragment of rows 16w..16w+15 (see mma.cuh)
 // Shared-memory operands in the 128-byte-swizzle layout: see smem_desc.
 #pragma once
-#include <cuda.h>  // CUtensorMap
+#include <cuda.h>  // CUtensorMap and the driver enums (headers only: the encoder comes through the runtime)
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 #include <cuda_fp16.h>
 
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "mma.cuh"
@@ -27,6 +30,56 @@ inline bool sm90a_cubin_runs(int dev, const void* flag) {
     CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
     if (major == 9 && minor == 0) CUDA_CHECK(cudaMemcpyFromSymbol(&compiled, flag, sizeof(int)));
     return compiled == 1;
+}
+
+// ---- host side: TMA descriptions (the driver's cuTensorMapEncodeTiled, found at run time) --------
+
+using EncodeTiled = PFN_cuTensorMapEncodeTiled_v12000;
+
+inline EncodeTiled encoder() {
+    static const EncodeTiled fn = [] {
+        void* p = nullptr;
+        cudaDriverEntryPointQueryResult found;
+        CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &found));
+        if (found != cudaDriverEntryPointSuccess || p == nullptr)
+            throw std::runtime_error("tinyllm._cuda: the driver has no cuTensorMapEncodeTiled");
+        return reinterpret_cast<EncodeTiled>(p);
+    }();
+    return fn;
+}
+
+inline void check_encoded(CUresult r) {
+    if (r != CUDA_SUCCESS) throw std::runtime_error("tinyllm._cuda: cuTensorMapEncodeTiled failed, error " + std::to_string(r));
+}
+
+// The TMA description of a matrix stored as (batch, outer, inner) bf16 (or float32), inner
+// contiguous, moved in boxes of 128 bytes of inner x box_outer rows, 128-byte swizzled. A shared
+// operand (stride 0) is described with a batch of 1 and read at batch 0.
+inline CUtensorMap tensor_map(uintptr_t ptr, int64_t inner, int64_t outer, int64_t batch, int64_t stride, int box_outer,
+                              bool f32 = false) {
+    CUtensorMap map;
+    const int64_t size = f32 ? 4 : 2;
+    const cuuint64_t dims[3] = {cuuint64_t(inner), cuuint64_t(outer), cuuint64_t(stride ? batch : 1)};
+    const cuuint64_t strides[2] = {cuuint64_t(inner * size),
+                                   cuuint64_t(stride ? stride * size : (inner * outer * size + 15) / 16 * 16)};
+    const cuuint32_t box[3] = {cuuint32_t(128 / size), cuuint32_t(box_outer), 1}, unit[3] = {1, 1, 1};
+    check_encoded(encoder()(&map, f32 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3,
+                            reinterpret_cast<void*>(ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    return map;
+}
+
+// The TMA description of a float32 matrix of `rows` rows of `cols` values, `ld` apart (a multiple of
+// 4: rows start 16-byte aligned), moved in boxes of `box` values of one row, unswizzled; a box reaching
+// past the end of its row is zero-filled.
+inline CUtensorMap rows_map(uintptr_t ptr, int64_t cols, int64_t rows, int64_t ld, int box) {
+    CUtensorMap map;
+    const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)}, strides[1] = {cuuint64_t(ld * 4)};
+    const cuuint32_t boxes[2] = {cuuint32_t(box), 1}, unit[2] = {1, 1};
+    check_encoded(encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, reinterpret_cast<void*>(ptr), dims, strides, boxes,
+                            unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    return map;
 }
 
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
@@ -58,6 +111,15 @@ __device__ __forceinline__ void tma_load(void* dst, const CUtensorMap* map, uint
         "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];" ::"r"(
             smem_addr(dst)),
         "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+        : "memory");
+}
+
+// The same for a two-dimensional map (rows_map), at (c0, c1).
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int c0, int c1) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+            smem_addr(dst)),
+        "l"(map), "r"(c0), "r"(c1), "r"(smem_addr(bar))
         : "memory");
 }
 

@@ -36,8 +36,6 @@
 // Edges: TMA loads fill out-of-range elements with zeros (they add nothing to the sums) and TMA
 // stores skip them. Requirements: those of matmul_supported (bf16, 16-byte aligned operands, each
 // one's contiguous dimension and batch stride a multiple of 8), and the same of C.
-#include <cuda.h>  // CUtensorMap and the driver's enums (headers only: the encoder comes through the runtime)
-#include <cudaTypedefs.h>
 
 #include <map>
 #include <mutex>
@@ -265,40 +263,6 @@ __device__ int wgmma_compiled = 0;
 #endif
 
 // ---- host side ------------------------------------------------------------------------------
-
-using EncodeTiled = PFN_cuTensorMapEncodeTiled_v12000;
-
-EncodeTiled encoder() {
-    static const EncodeTiled fn = [] {
-        void* p = nullptr;
-        cudaDriverEntryPointQueryResult found;
-        CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &found));
-        if (found != cudaDriverEntryPointSuccess || p == nullptr)
-            throw std::runtime_error("tinyllm._cuda: the driver has no cuTensorMapEncodeTiled");
-        return reinterpret_cast<EncodeTiled>(p);
-    }();
-    return fn;
-}
-
-// The TMA description of a matrix stored as (batch, outer, inner) bf16 (or float32), inner
-// contiguous, moved in boxes of 128 bytes of inner x box_outer rows, 128-byte swizzled. A shared
-// operand (stride 0) is described with a batch of 1 and read at batch 0.
-CUtensorMap tensor_map(uintptr_t ptr, int64_t inner, int64_t outer, int64_t batch, int64_t stride, int box_outer,
-                       bool f32 = false) {
-    CUtensorMap map;
-    const int64_t size = f32 ? 4 : 2;
-    const cuuint64_t dims[3] = {cuuint64_t(inner), cuuint64_t(outer), cuuint64_t(stride ? batch : 1)};
-    const cuuint64_t strides[2] = {cuuint64_t(inner * size),
-                                   cuuint64_t(stride ? stride * size : (inner * outer * size + 15) / 16 * 16)};
-    const cuuint32_t box[3] = {cuuint32_t(128 / size), cuuint32_t(box_outer), 1}, unit[3] = {1, 1, 1};
-    const CUresult r = encoder()(&map, f32 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3,
-                                 reinterpret_cast<void*>(ptr), dims, strides,
-                                 box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS) throw std::runtime_error("tinyllm._cuda: cuTensorMapEncodeTiled failed, error " + std::to_string(r));
-    return map;
-}
-
 
 // How many K splits keep the SMs busiest: the work items fill ceil(items / sms) waves; the
 // efficiency is the filled fraction of those waves, discounted 3% for each extra split (the float32
