@@ -88,6 +88,19 @@ def test_the_first_step_has_loss_exactly_log_2_zero_rewards_and_kl(base, pairs, 
     np.testing.assert_array_equal(run.pair_logps(run.model, run.val_pairs), run.pair_logps(run.reference, run.val_pairs))
 
 
+def test_rpo_adds_alpha_times_the_chosen_answers_nll_per_token(base, pairs, tmp_path):
+    run = DPORun(config(base, pairs, tmp_path / "rpo", rpo_alpha=0.5))
+    batch = run.train_pairs[:4]
+    loss, row = run._loss(batch)
+    inputs, targets = pad_batch([c for c, _ in batch])
+    chosen_logps = sequence_logps(run.model, inputs, targets).detach().numpy()
+    expected_nll = -chosen_logps.sum() / (targets != -100).sum()
+    assert row["nll_loss"] == pytest.approx(expected_nll, rel=1e-5)
+    assert loss.item() == pytest.approx(math.log(2) + 0.5 * expected_nll, rel=1e-6)  # policy == reference: DPO's part is log 2
+    with pytest.raises(ValueError, match="rpo-alpha"):
+        DPORun(config(base, pairs, tmp_path / "bad", rpo_alpha=-1.0))
+
+
 def test_a_dpo_run_resumes_to_the_same_weights_and_logs_the_preference_metrics(base, pairs, tmp_path, monkeypatch):
     rows = resume_matches_a_whole_run(DPORun, dpo, lambda out: config(base, pairs, out), tmp_path, monkeypatch)
     for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "kl", "val_loss",

@@ -21,6 +21,12 @@ agree exactly and the loss is exactly log 2. The reference's logits also give th
                                        averaged over the answer tokens
 
 and the same on the held-out pairs (val_ prefix). Checkpoints and exact resume are train.Trainer's.
+
+rpo_alpha > 0 adds alpha times the policy's negative log-likelihood of the chosen answers (per answer
+token) to the loss, as TRL's rpo_alpha (Pang et al. 2024, "Iterative Reasoning Preference
+Optimization"): DPO alone only widens the gap between the two answers, and can do so by making both
+less likely, which a greedy decoder then feels; the NLL term keeps the chosen answer likely. Logged
+as nll_loss.
 """
 import dataclasses
 
@@ -43,6 +49,7 @@ class DPOConfig(LoopConfig):
     beta: float = 0.1
     label_smoothing: float = 0.0
     loss_type: str = "sigmoid"
+    rpo_alpha: float = 0.0     # weight of the chosen answers' NLL added to the loss (0: plain DPO)
     batch_size: int = 16
     max_steps: int = 200
     lr: float = 1e-4
@@ -69,6 +76,8 @@ class DPORun(Trainer):
         super().__init__(config)
         if config.loss_type not in LOSS_TYPES:
             raise ValueError(f"--loss-type must be one of {LOSS_TYPES}, got {config.loss_type!r}")
+        if config.rpo_alpha < 0:
+            raise ValueError(f"--rpo-alpha must be >= 0, got {config.rpo_alpha}")
         random.manual_seed(config.seed)
         self.model, self.tokenizer = load_chat_model(config.sft)
         self.reference, _ = load_chat_model(config.sft)
@@ -82,7 +91,8 @@ class DPORun(Trainer):
 
     def describe(self):
         cfg = self.config
-        return (f"DPO ({cfg.loss_type}, beta {cfg.beta}, label smoothing {cfg.label_smoothing}) of {cfg.sft} on "
+        rpo = f", NLL weight {cfg.rpo_alpha}" if cfg.rpo_alpha else ""
+        return (f"DPO ({cfg.loss_type}, beta {cfg.beta}, label smoothing {cfg.label_smoothing}{rpo}) of {cfg.sft} on "
                 f"{len(self.train_pairs):,} pairs ({len(self.val_pairs):,} held out), batch {cfg.batch_size}, {cfg.max_steps} steps")
 
     @no_grad()
@@ -110,9 +120,10 @@ class DPORun(Trainer):
                 reference = sum_by_row(token_logps(reference_logits, labels), rows, 2 * n)
             losses, chosen_rewards, rejected_rewards = dpo_loss(logps[:n], logps[n:], reference[:n], reference[n:], cfg.beta,
                                                                 cfg.label_smoothing, cfg.loss_type)
-            loss = losses.mean()
-        chosen = rows < n  # the answer tokens of the chosen rows, which come first
-        metrics = {"loss": loss.item(), **preference_metrics(chosen_rewards.numpy(), rejected_rewards.numpy()),
+            chosen = rows < n  # the answer tokens of the chosen rows, which come first
+            nll = -logps[:n].sum() / int(chosen.sum())  # per chosen answer token
+            loss = losses.mean() + nll * cfg.rpo_alpha if cfg.rpo_alpha else losses.mean()
+        metrics = {"loss": loss.item(), "nll_loss": nll.item(), **preference_metrics(chosen_rewards.numpy(), rejected_rewards.numpy()),
                    "logps/chosen": float(logps[:n].detach().numpy().mean()), "logps/rejected": float(logps[n:].detach().numpy().mean()),
                    "kl": token_kl(logits.detach().numpy()[chosen], reference_logits.numpy()[chosen]), "tokens": int(inputs.size)}
         return loss, metrics
