@@ -729,30 +729,35 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
 // where each mma.sync warp reads it for 16; and P V of one tile runs on the tensor cores while the
 // softmax of the next one runs on the other units: iteration t issues S(t), then P(t-1) V(t-1), waits
 // for S(t) only, computes the softmax of tile t, and waits for P(t-1) V(t-1) before rescaling O
-// (FlashAttention-3's intra-warpgroup overlap). So V(t-1) is still read during iteration t, and the
-// copy of tile t+1 (cp.async, issued at the top of iteration t) goes to the third V buffer: K has 2
-// buffers, V 3, all in the 128-byte-swizzle layout of the backward's tiles.
+// (FlashAttention-3's intra-warpgroup overlap). Q, K and V arrive by TMA (128-byte swizzle, the
+// backward's layout), issued by thread 0 one tile ahead; K has 2 buffers and V 3 (V(t-1) is still
+// read during iteration t), each with a "full" mbarrier (the copy's bytes) and an "empty" one (every
+// warp's release after its last wgmma on it). No block-wide barrier is left in the loop, so the
+// two warpgroups drift apart and one's softmax overlaps the other's products: 111 -> 89 us at the
+// bar's shape against the same kernel fed by cp.async and __syncthreads.
 // D = 64 takes 64 keys a step, so that a thread stays within 128 registers and two blocks share a
 // multiprocessor (one block's softmax and loads then overlap the other's products); D = 128 needs
 // ~200 registers either way and takes 128 keys.
 constexpr int kWgFwdBM = 128;
 template <int D> constexpr int kWgFwdBN = D == 64 ? 64 : 128;
 template <int D> constexpr int kWgFwdBlocksPerSM = D == 64 ? 2 : 1;
-template <int D> constexpr int kWgFwdSmem = 1024 /* alignment */ + (kWgFwdBM + 5 * kWgFwdBN<D>) * D * 2;
+template <int D> constexpr int kWgFwdSmem = 1024 /* alignment */ + (kWgFwdBM + 5 * kWgFwdBN<D>) * D * 2 + 11 * 8 /* mbarriers */;
 
 template <typename E, int D>
-__global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forward_wgmma_kernel(const E* __restrict__ q, const E* __restrict__ k,
-                                                                                const E* __restrict__ v, E* __restrict__ o,
-                                                                                float* __restrict__ lse, int T, int S,
-                                                                                bool causal, float scale) {
+__global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forward_wgmma_kernel(
+    const __grid_constant__ CUtensorMap map_q, const __grid_constant__ CUtensorMap map_k,
+    const __grid_constant__ CUtensorMap map_v, E* __restrict__ o, float* __restrict__ lse, int T, int S, bool causal,
+    float scale) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     constexpr int BM = kWgFwdBM, BN = kWgFwdBN<D>, KB = BN * D * 2;  // KB: bytes of a K or V tile
     extern __shared__ unsigned char smem_raw[];
     unsigned char* sQ = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
     unsigned char* sK = sQ + BM * D * 2;  // two buffers
     unsigned char* sV = sK + 2 * KB;      // three buffers
-    const int64_t bh = blockIdx.x;  // x over batch*head, y over query blocks: the longest first (causal)
-    q += bh * T * D, k += bh * S * D, v += bh * S * D, o += bh * T * D, lse += bh * T;
+    uint64_t* q_full = reinterpret_cast<uint64_t*>(sV + 3 * KB);
+    uint64_t *k_full = q_full + 1, *k_empty = k_full + 2, *v_full = k_empty + 2, *v_empty = v_full + 3;
+    const int bh = blockIdx.x;  // x over batch*head, y over query blocks: the longest first (causal)
+    o += int64_t(bh) * T * D, lse += int64_t(bh) * T;
     const int m0 = (causal ? gridDim.y - 1 - blockIdx.y : blockIdx.y) * BM;
     const int wg = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
     const int g = lane / 4, qd = lane % 4;
@@ -760,13 +765,38 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
     const int n_end = causal ? min(S, m0 + BM + shift) : S;
     const int tiles = n_end > 0 ? (n_end + BN - 1) / BN : 0;
 
-    auto fetch = [&](int t) {  // key tile t: K into buffer t % 2, V into buffer t % 3
-        copy_tile_swizzled<BN, D>(sK + t % 2 * KB, k, t * BN, S);
-        copy_tile_swizzled<BN, D>(sV + t % 3 * KB, v, t * BN, S);
+    if (threadIdx.x == 0) {
+        mbar_init(q_full, 1);
+        for (int i = 0; i < 2; i++) mbar_init(&k_full[i], 1), mbar_init(&k_empty[i], kWarps);
+        for (int i = 0; i < 3; i++) mbar_init(&v_full[i], 1), mbar_init(&v_empty[i], kWarps);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the TMA unit
+    }
+    __syncthreads();
+    // Key tile t, by TMA (rows past S arrive as zeros), issued by thread 0: K into buffer t % 2 once
+    // every warp has released K(t - 2) (its S is done), V into buffer t % 3 once every warp has
+    // released V(t - 3) (its P V is done).
+    auto fetch = [&](int t) {
+        const int bk = t % 2, bv = t % 3;
+        if (t >= 2) mbar_wait(&k_empty[bk], (t / 2 - 1) & 1);
+        mbar_expect_tx(&k_full[bk], KB);
+#pragma unroll
+        for (int c = 0; c < D / 64; c++) tma_load(sK + bk * KB + c * BN * 128, &map_k, &k_full[bk], 64 * c, t * BN, bh);
+        if (t >= 3) mbar_wait(&v_empty[bv], (t / 3 - 1) & 1);
+        mbar_expect_tx(&v_full[bv], KB);
+#pragma unroll
+        for (int c = 0; c < D / 64; c++) tma_load(sV + bv * KB + c * BN * 128, &map_v, &v_full[bv], 64 * c, t * BN, bh);
     };
-    copy_tile_swizzled<BM, D>(sQ, q, m0, T);
-    if (tiles > 0) fetch(0);
-    cp_async_commit();
+    if (threadIdx.x == 0) {
+        mbar_expect_tx(q_full, BM * D * 2);
+#pragma unroll
+        for (int c = 0; c < D / 64; c++) tma_load(sQ + c * BM * 128, &map_q, q_full, 64 * c, m0, bh);
+        if (tiles > 0) fetch(0);
+    }
+    // A warp's release of a buffer: after its last read of it (lanes converge first).
+    auto release = [&](uint64_t* bar) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bar);
+    };
 
     const uint32_t aQ = smem_addr(sQ) + wg * 64 * 128;  // the warpgroup's 64 rows of each D chunk
     const float sl2 = scale * kLog2e;  // scores are kept unscaled; exp(x * scale) = exp2(x * sl2)
@@ -782,13 +812,12 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
         for (int kk = 0; kk < BN / 16; kk++) wgmma_rs<E, 1>(acc, pa[kk], smem_desc(bV + kk * 16 * 128, BN * 128));
         wgmma_commit();
     };
+    mbar_wait(q_full, 0);
     for (int t = 0; t < tiles; t++) {
         const int n0 = t * BN;
-        cp_async_wait<0>();
-        fence_proxy_async();  // this thread's copies, visible to wgmma
-        __syncthreads();      // tile t has landed; every warpgroup is done with tile t - 1's S and t - 2's P V
-        if (t + 1 < tiles) fetch(t + 1);
-        cp_async_commit();
+        if (threadIdx.x == 0 && t + 1 < tiles) fetch(t + 1);
+        mbar_wait(&k_full[t % 2], (t / 2) & 1);
+        __syncwarp();  // the warp converged again (after thread 0's copies and each lane's wait) for wgmma
 
         float s[BN / 2];  // this warpgroup's 64 x BN scores, set by the first wgmma (scale_d = 0)
         wgmma_fence();
@@ -807,6 +836,7 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
             wgmma_wait<0>();
         }
         fence_operands(s);
+        release(&k_empty[t % 2]);
 
         // Tiles across the end of the keys or the causal diagonal: hidden scores become -inf (a
         // warpgroup-uniform branch: the other tiles run no index arithmetic).
@@ -840,12 +870,15 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
             row_sum[h] = row_sum[h] * corr[h] + sum;  // each thread's partial sum; the quad adds them at the end
             row_max[h] = mx;
         }
-        wgmma_wait<0>();  // P V of tile t - 1 has reached acc, and is done with pa
+        wgmma_wait<0>();  // P V of tile t - 1 has reached acc, and is done with pa and V(t - 1)
         fence_operands(acc), fence_operands(pa);
+        if (t > 0) release(&v_empty[(t - 1) % 3]);
 #pragma unroll
         for (int i = 0; i < D / 2; i++) acc[i] *= corr[i / 2 % 2];
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) acc_to_a<E>(pa[kk], s, kk);
+        mbar_wait(&v_full[t % 3], (t / 3) & 1);  // V(t), for the next iteration's P V
+        __syncwarp();
     }
     if (tiles > 0) {
         wgmma_fence();
@@ -853,7 +886,6 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
         wgmma_wait<0>();
         fence_operands(acc);
     }
-    cp_async_wait<0>();  // (a block with no key tile still has its Q copy in flight)
 
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -889,8 +921,11 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
     if (attention_uses_wgmma()) {
         auto kernel = attention_forward_wgmma_kernel<E, D>;
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgFwdSmem<D>));
+        const CUtensorMap map_q = tensor_map(a.q, D, a.T, a.BH, int64_t(a.T) * D, kWgFwdBM);
+        const CUtensorMap map_k = tensor_map(a.k, D, a.S, a.BH, int64_t(a.S) * D, kWgFwdBN<D>);
+        const CUtensorMap map_v = tensor_map(a.v, D, a.S, a.BH, int64_t(a.S) * D, kWgFwdBN<D>);
         kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.T, kWgFwdBM)), kThreads, kWgFwdSmem<D>, st>>>(
-            (const E*)a.q, (const E*)a.k, (const E*)a.v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
+            map_q, map_k, map_v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
         CUDA_CHECK_LAUNCH();
         return;
     }
