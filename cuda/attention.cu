@@ -508,8 +508,12 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
 // __syncthreads a tile remains, for dS^T (written by every warp, read by both warpgroups' dQ; two
 // buffers, so that tile t + 1's writes need no second barrier after tile t's dQ).
 constexpr int kWgBN = 128, kWgBM = 64, kWgStages = 3;
+// dQ's float32 tile for the TMA reduction: D = 64 only (at D = 128 its two buffers do not fit beside
+// the rest, and dQ goes by float2 atomics).
+template <int D> constexpr int kWgDqBytes = D == 64 ? kWgBM * D * 4 : 0;
 template <int D> constexpr int kWgSmem = 1024 /* alignment */ + 2 * kWgBN * D * 2 + 2 * kWgStages * kWgBM * D * 2 +
-                                         2 * kWgBN * kWgBM * 2 + 2 * kWgStages * kWgBM * sizeof(float) + 2 * kWgStages * 8;
+                                         2 * kWgBN * kWgBM * 2 + 2 * kWgStages * kWgBM * sizeof(float) + 1024 /* barriers, then
+                                         dQ aligned */ + 2 * kWgDqBytes<D>;
 
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
 __device__ int attention_wgmma_compiled = 1;  // which cubin the driver loaded: read by attention_uses_wgmma()
@@ -543,7 +547,8 @@ __device__ int attention_wgmma_compiled = 0;
 template <typename E, int D>
 __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
     const __grid_constant__ CUtensorMap map_q, const __grid_constant__ CUtensorMap map_dout,
-    const __grid_constant__ CUtensorMap map_lse2, const __grid_constant__ CUtensorMap map_delta, const E* __restrict__ k,
+    const __grid_constant__ CUtensorMap map_lse2, const __grid_constant__ CUtensorMap map_delta,
+    const __grid_constant__ CUtensorMap map_dq, const E* __restrict__ k,
     const E* __restrict__ v, float* __restrict__ dq_acc, E* __restrict__ dk, E* __restrict__ dv, int T, int S, bool causal,
     float scale) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
@@ -559,6 +564,9 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
     float* sDelta = sL + kWgStages * BM;                       // delta, kWgStages buffers of BM
     uint64_t* full = reinterpret_cast<uint64_t*>(sDelta + kWgStages * BM);  // a tile's bytes have landed
     uint64_t* empty = full + kWgStages;                                      // every warp is done with a tile
+    // dQ's tile in float32 for the TMA reduction (D = 64: two buffers of 64 queries x 64 columns, each
+    // warpgroup's 32 columns a 128-byte-swizzled chunk of 8 KB).
+    unsigned char* sdQ = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(empty + kWgStages) + 1023) & ~uintptr_t(1023));
     const int bh = blockIdx.x;
     dq_acc += int64_t(bh) * T * D;
     k += int64_t(bh) * S * D, v += int64_t(bh) * S * D, dk += int64_t(bh) * S * D, dv += int64_t(bh) * S * D;
@@ -680,6 +688,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
                 *reinterpret_cast<uint32_t*>(cdS + swizzled<BN>(r, 2 * kk + 1) + 4 * qd) = da[kk][2 + h];
             }
         fence_proxy_async();
+        if (kWgDqBytes<D> > 0 && threadIdx.x % 128 == 0) bulk_wait_read_n<1>();  // tile t - 2's dQ left its staging buffer
         __syncthreads();  // the block's dS^T is complete
 
         // dQ (64 queries x this warpgroup's D / 2 columns) = dS K over the block's 128 keys.
@@ -694,15 +703,36 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
         fence_operands(dq), fence_operands(dk_acc), fence_operands(dv_acc);
         __syncwarp();
         if (lane == 0) mbar_arrive(&empty[b]);
+        if constexpr (kWgDqBytes<D> > 0) {
+            // Into the staging chunk (its previous reduction, of tile t - 2, was waited for before
+            // the barrier above), then one thread of the warpgroup adds it to dQ's accumulator by TMA.
+            unsigned char* chunk = sdQ + t % 2 * kWgDqBytes<D> + wg * (BM * 128);
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            const int row = m0 + 16 * warp + g + 8 * h;
-            if (row >= T) continue;
+            for (int h = 0; h < 2; h++) {
+                const int r = 16 * warp + g + 8 * h;
 #pragma unroll
-            for (int j = 0; j < D / 16; j++)
-                atomic_add2(dq_acc + int64_t(row) * D + wg * D / 2 + 8 * j + 2 * qd, dq[4 * j + 2 * h], dq[4 * j + 2 * h + 1]);
+                for (int j = 0; j < D / 16; j++)
+                    *reinterpret_cast<float2*>(chunk + swizzled<BM>(r, 2 * j + qd / 2) + qd % 2 * 8) =
+                        make_float2(dq[4 * j + 2 * h], dq[4 * j + 2 * h + 1]);
+            }
+            fence_proxy_async();
+            warpgroup_sync(1 + wg);
+            if (threadIdx.x % 128 == 0) {
+                tma_reduce_add(&map_dq, chunk, wg * D / 2, m0, bh);
+                bulk_commit();
+            }
+        } else {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = m0 + 16 * warp + g + 8 * h;
+                if (row >= T) continue;
+#pragma unroll
+                for (int j = 0; j < D / 16; j++)
+                    atomic_add2(dq_acc + int64_t(row) * D + wg * D / 2 + 8 * j + 2 * qd, dq[4 * j + 2 * h], dq[4 * j + 2 * h + 1]);
+            }
         }
     }
+    if (kWgDqBytes<D> > 0 && threadIdx.x % 128 == 0) bulk_wait_read_n<0>();  // (the block's shared memory outlives the reads)
 
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -957,7 +987,8 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
         const CUtensorMap map_lse2 = rows_map(uintptr_t(lse2), a.T, a.BH, padded_rows(a.T), kWgBM);
         const CUtensorMap map_delta = rows_map(uintptr_t(delta), a.T, a.BH, padded_rows(a.T), kWgBM);
         kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kWgBN)), kThreads, kWgSmem<D>, st>>>(
-            map_q, map_dout, map_lse2, map_delta, (const E*)a.k, (const E*)a.v, dq_acc, (E*)a.dk, (E*)a.dv, a.T, a.S,
+            map_q, map_dout, map_lse2, map_delta, tensor_map(uintptr_t(dq_acc), D, a.T, a.BH, int64_t(a.T) * D, kWgBM, true),
+            (const E*)a.k, (const E*)a.v, dq_acc, (E*)a.dk, (E*)a.dv, a.T, a.S,
             a.causal, a.scale);
         CUDA_CHECK_LAUNCH();
     } else {

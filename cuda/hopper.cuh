@@ -130,6 +130,17 @@ __device__ __forceinline__ void tma_store(const CUtensorMap* map, const void* sr
                  "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2)
                  : "memory");
 }
+// TMA reduction: adds a box of shared memory into `map` at (c0, c1, c2) (float32: atomically, in
+// L2); out-of-range parts are skipped. Completion is tracked per thread in bulk groups.
+__device__ __forceinline__ void tma_reduce_add(const CUtensorMap* map, const void* src, int c0, int c1, int c2) {
+    asm volatile("cp.reduce.async.bulk.tensor.3d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4}], [%1];" ::"l"(map),
+                 "r"(smem_addr(src)), "r"(c0), "r"(c1), "r"(c2)
+                 : "memory");
+}
+// Waits until at most N of this thread's bulk groups are still reading shared memory.
+template <int N> __device__ __forceinline__ void bulk_wait_read_n() {
+    asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+}
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
