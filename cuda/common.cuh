@@ -9,6 +9,7 @@
 // - statistics kept for a backward pass (mean, rstd, logsumexp) are float32 whatever the storage.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -39,17 +40,20 @@ using bf16 = __nv_bfloat16;
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 template <typename T> __device__ __forceinline__ T from_float(float x);
 template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
 template <> __device__ __forceinline__ bf16 from_float<bf16>(float x) { return __float2bfloat16(x); }
+template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half(x); }
 
-// Calls f(T{}) with T = float or bf16 for the dtype code: the one place where a run-time dtype
-// becomes a template argument. Inside f, `using T = decltype(tag);` names the type.
+// Calls f(T{}) with T = float, bf16 or __half for the dtype code: the one place where a run-time
+// dtype becomes a template argument. Inside f, `using T = decltype(tag);` names the type.
 template <typename F> void dispatch(DType dt, F&& f) {
     switch (dt) {
         case DType::f32: f(float{}); break;
         case DType::bf16: f(bf16{}); break;
-        default: throw std::invalid_argument("tinyllm._cuda: dtype must be float32 or bfloat16");
+        case DType::f16: f(__half{}); break;
+        default: throw std::invalid_argument("tinyllm._cuda: dtype must be float32, bfloat16 or float16");
     }
 }
 

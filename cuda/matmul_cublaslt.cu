@@ -55,7 +55,7 @@ cublasLtMatrixLayout_t layout(cudaDataType_t type, int64_t rows, int64_t cols, i
 }
 
 Plan make_plan(const GemmShape& s, DType dt, uint32_t align_a, uint32_t align_b, uint32_t align_c, int64_t ws_bytes) {
-    const cudaDataType_t type = dt == DType::f32 ? CUDA_R_32F : CUDA_R_16BF;
+    const cudaDataType_t type = dt == DType::f32 ? CUDA_R_32F : dt == DType::bf16 ? CUDA_R_16BF : CUDA_R_16F;
     Plan p;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -91,7 +91,8 @@ bool have_cublaslt() { return true; }
 void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
                      int64_t workspace_bytes, uintptr_t stream) {
     if (s.batch == 0 || s.M == 0 || s.N == 0) return;
-    if (dt != DType::f32 && dt != DType::bf16) throw std::invalid_argument("matmul_cublaslt: float32 or bfloat16");
+    if (dt != DType::f32 && dt != DType::bf16 && dt != DType::f16)
+        throw std::invalid_argument("matmul_cublaslt: float32, bfloat16 or float16");
     static std::mutex lock;
     static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int, uint32_t,
                                uint32_t, uint32_t, int64_t>,

@@ -1,7 +1,7 @@
 // The pybind11 module tinyllm._cuda: thin bindings of the host entry points in kernels.h.
 //
 // Compiled by the host C++ compiler (only the .cu files go through nvcc). Arguments are plain
-// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16, 2 float16: attention only) and
+// integers: device pointers (CuPy's `a.data.ptr`), sizes, a dtype code (0 float32, 1 bfloat16, 2 float16) and
 // the stream (`cupy.cuda.get_current_stream().ptr`). tinyllm/backend/cuda.py checks shapes and
 // dtypes and allocates the outputs; a CUDA error raises RuntimeError.
 #include <pybind11/pybind11.h>

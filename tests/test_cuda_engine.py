@@ -21,6 +21,7 @@ from tinyllm.models import GPT, GPTConfig
 
 cupy = pytest.importorskip("cupy")
 from test_parity_torch import CASES  # noqa: E402
+from tinyllm.backend import cuda as cuda_backend  # noqa: E402
 
 pytestmark = pytest.mark.cuda
 
@@ -111,8 +112,11 @@ def test_training_on_gpu_matches_cpu(config):
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, err_msg=f"largest relative gap {np.max(np.abs(gpu / cpu - 1)):.2e}")
 
 
-def test_bfloat16_autocast_training_on_gpu_matches_cpu():
-    gpu, cpu = train(GPT2_TINY, "cuda", steps=5, amp_dtype=tinyllm.bfloat16), train(GPT2_TINY, "cpu", steps=5, amp_dtype=tinyllm.bfloat16)
+@pytest.mark.parametrize("amp_dtype", [tinyllm.bfloat16, tinyllm.float16])
+def test_half_precision_autocast_training_on_gpu_matches_cpu(amp_dtype):
+    # The GPU's kernels take both half types as they are (the CPU's upcast them to float32 first).
+    assert cuda_backend.compute_dtype(amp_dtype) == amp_dtype
+    gpu, cpu = train(GPT2_TINY, "cuda", steps=5, amp_dtype=amp_dtype), train(GPT2_TINY, "cpu", steps=5, amp_dtype=amp_dtype)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-2)
 
 

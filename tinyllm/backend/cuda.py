@@ -6,10 +6,10 @@ inputs C-contiguous, allocates the outputs with CuPy (so memory comes from CuPy'
 the kernel with plain device pointers and CuPy's current stream, so the work is ordered with CuPy's
 and is captured by a CUDA graph like any other launch on that stream.
 
-Dtypes: the kernels store float32 or bfloat16 (attention float16 too) and compute in float32.
+Dtypes: the kernels store float32, bfloat16 or float16 and compute in float32.
 Outputs have the input's dtype, except the statistics a backward pass needs (layernorm's mean and
 rstd, cross-entropy's losses and lse, attention's lse), which are float32 whatever the storage. AdamW keeps float32 parameters and state;
-its gradient may be bfloat16. Anything else (float64, mixed dtypes, a kernel we have not written
+its gradient may be half precision. Anything else (float64, mixed dtypes, a kernel we have not written
 yet) runs the explicit CuPy fallback at the end of this file, and `native_kernels()` tells which
 kernels run compiled.
 """
@@ -41,7 +41,7 @@ _ENTRY = {"log_softmax_forward": "softmax_forward", "log_softmax_backward": "sof
           "rope_forward": "rope", "rope_backward": "rope"}
 
 F32 = np.dtype(np.float32)
-_CODES = {F32: 0, dtypes.bfloat16: 1}  # the dtype codes of cuda/kernels.h
+_CODES = {F32: 0, dtypes.bfloat16: 1, dtypes.float16: 2}  # the dtype codes of cuda/kernels.h
 
 # Which GEMM serves matmul: "cublaslt" (NVIDIA's, through cuBLASLt) or "ours" (cuda/matmul.cu,
 # bf16 only; other cases go to cuBLASLt). The benchmark times both.
@@ -50,9 +50,9 @@ _WORKSPACE_BYTES = 32 << 20
 
 
 def compute_dtype(dtype):
-    """bfloat16 reaches the kernels as it is (they load bf16 and accumulate in float32); float16,
-    which they don't take yet, is upcast to float32."""
-    return F32 if dtype == dtypes.float16 else dtype
+    """bfloat16 and float16 reach the kernels as they are (they load half precision and accumulate in
+    float32)."""
+    return dtype
 
 
 def native_kernels():
@@ -82,7 +82,7 @@ def _c(x, dtype=None):
 
 
 def contiguous(x):
-    """x as a C-contiguous array; strided float32/bfloat16 arrays of up to 4 dimensions are copied by
+    """x as a C-contiguous array; strided float32/bfloat16/float16 arrays of up to 4 dimensions are copied by
     our kernel (cuda/copy.cu), which moves attention's transposes 3-4 times faster than CuPy's copy."""
     if x.flags.c_contiguous:
         return x
@@ -349,9 +349,6 @@ def silu_backward(dy, x):
 # and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0; anything
 # else (float64, other head dims, mixed dtypes) runs the CuPy fallback, which builds the T x S matrix.
 
-_ATTENTION_CODES = {**_CODES, dtypes.float16: 2}
-
-
 def _attention_code(name, scale, q, k, v, *more):
     """The dtype code when our kernel `name` takes these tensors, else None."""
     if _cuda is None or not hasattr(_cuda, name) or not scale > 0 or q.ndim != 4:
@@ -359,7 +356,7 @@ def _attention_code(name, scale, q, k, v, *more):
     if q.shape[-1] not in (64, 128) or k.shape[:2] != q.shape[:2] or k.shape[-1] != q.shape[-1] or k.shape != v.shape:
         return None
     kinds = {a.dtype for a in (q, k, v, *more)}
-    return _ATTENTION_CODES.get(kinds.pop()) if len(kinds) == 1 else None
+    return _CODES.get(kinds.pop()) if len(kinds) == 1 else None
 
 
 def attention_forward(q, k, v, causal, scale):
