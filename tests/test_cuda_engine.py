@@ -186,3 +186,23 @@ def test_grad_scaler_finds_inf_on_the_gpu():
     p.grad = tinyllm.tensor([4.0, float("inf"), 0.0], device="cuda")
     assert scaler.step(opt) is False
     np.testing.assert_array_equal(p.detach().numpy(), np.ones(3, np.float32))
+
+
+# ------------------------------------------------------------------------------------------------
+# bad ids: found on the device, raised at the next read on the host
+
+
+def test_ids_out_of_range_raise_at_the_next_read_on_the_host():
+    F = tinyllm.nn.functional
+    weight = tinyllm.randn(10, 4, device="cuda")
+    out = F.embedding(tinyllm.tensor(np.array([[1, 12]]), device="cuda"), weight)  # no wait for the device here
+    with pytest.raises(IndexError, match=r"embedding: ids must be in \[0, 10\), got min 1 and max 12"):
+        out.sum().item()
+    assert np.isfinite(out.sum().item()), "reported once"
+    with pytest.raises(IndexError, match=r"got min 0 and max 10"):
+        F.embedding(tinyllm.tensor(np.array([0, 10]), device="cuda"), weight).tolist()
+    logits = tinyllm.randn(3, 5, device="cuda")
+    assert np.isfinite(F.cross_entropy(logits, tinyllm.tensor(np.array([0, -100, 4]), device="cuda")).item())
+    loss = F.cross_entropy(logits, tinyllm.tensor(np.array([0, 5, 4]), device="cuda"))
+    with pytest.raises(IndexError, match=r"cross_entropy: targets must be in \[0, 5\) or ignore_index=-100"):
+        loss.numpy()

@@ -9,7 +9,7 @@ import collections
 
 import numpy as np
 
-from . import autograd, dtypes, random
+from . import autograd, backend, dtypes, random
 from .backend.array import array_module, as_device, check_same_device, device_of, is_array, is_device_name, to_device
 from .ops import elementwise, reduce, shape
 
@@ -88,18 +88,22 @@ class Tensor:
         return f"tensor({body}, dtype={self.dtype}{device}{grad})"
 
     # ------------------------------------------------------------------ conversion
+    # Reading data on the host waits for the device; its input errors found so far are raised first.
     def numpy(self):
         """The data as a NumPy array: the same memory on the host, a copy from the GPU."""
         if self.requires_grad:
             raise RuntimeError("can't call numpy() on a Tensor that requires grad; use tensor.detach().numpy()")
+        backend.for_array(self.data).raise_pending_errors()
         return to_device(self.data, "cpu")
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        backend.for_array(self.data).raise_pending_errors()
         return self.data.reshape(()).item()
 
     def tolist(self):
+        backend.for_array(self.data).raise_pending_errors()
         return self.data.tolist()
 
     def detach(self):

@@ -515,12 +515,41 @@ def clip_grads_(grads, total_norm, max_norm):
 CHECK_IDS = os.environ.get("TINYLLM_CUDA_CHECK_IDS") == "1"
 
 
+_pending_id_checks = []  # (count of bad ids on the device, ids, high, what, ignore_index), not read yet
+# How many ids lie outside [0, high) and are not the ignore index (when has_ignore): one launch.
+_count_bad_ids = cupy.ReductionKernel("int64 x, int64 high, bool has_ignore, int64 ignore", "int64 n",
+                                      "(!has_ignore || x != ignore) && (x < 0 || x >= high)", "a + b", "n = a", "0",
+                                      "tinyllm_count_bad_ids")
+
+
 def check_ids(ids, high, what, ignore_index=None):
-    """Ids on the GPU are checked only when TINYLLM_CUDA_CHECK_IDS=1: reading the verdict makes the
-    host wait for the device, every step (PyTorch checks them inside its kernels instead, with a
-    device-side assert). Unchecked, an id out of range reads a wrapped-around row (CuPy's indexing)."""
+    """Ids on the GPU are counted out of range on the device, without waiting for it; the count is read
+    at the next point where the host waits for the device anyway (raise_pending_errors, from
+    Tensor.item(), .numpy() and .tolist()), and an error there names the ids, the range and the
+    extremes, as on the CPU. Meanwhile an id out of range reads a wrapped-around row (CuPy's
+    indexing), so a training loop stops at its next logged loss, before a checkpoint is written.
+    With TINYLLM_CUDA_CHECK_IDS=1 the host waits for the verdict at once. A captured CUDA graph does
+    not check (its eager warm-up steps did; PyTorch checks inside its kernels, with a device assert)."""
     if CHECK_IDS:
         reference.check_ids(ids, high, what, ignore_index)
+        return
+    if cupy.cuda.get_current_stream().is_capturing():
+        return
+    count = _count_bad_ids(ids.astype(np.int64, copy=False), high, ignore_index is not None, ignore_index or 0)
+    _pending_id_checks.append((count, ids, high, what, ignore_index))
+
+
+def raise_pending_errors():
+    """Read the id checks not read yet (one wait for the device) and raise IndexError for the first
+    that found an id out of range."""
+    if not _pending_id_checks:
+        return
+    checks = _pending_id_checks[:]
+    _pending_id_checks.clear()
+    counts = cupy.asnumpy(cupy.stack([count for count, *_ in checks]))
+    for count, (_, ids, high, what, ignore_index) in zip(counts, checks):
+        if count:
+            reference.check_ids(cupy.asnumpy(ids), high, what, ignore_index)
 
 
 # ----------------------------------------------------------------------------------------------

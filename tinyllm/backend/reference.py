@@ -339,6 +339,11 @@ def clip_grads_(grads, total_norm, max_norm):
 # id checks
 
 
+def raise_pending_errors():
+    """Raise the input errors that a device found but the host has not read yet (a host backend checks
+    at once, so it never has any)."""
+
+
 def check_ids(ids, high, what, ignore_index=None):
     """Raise IndexError unless every id (but ignore_index) lies in [0, high)."""
     valid = ids if ignore_index is None else ids[ids != ignore_index]
