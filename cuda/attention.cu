@@ -688,7 +688,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
                 *reinterpret_cast<uint32_t*>(cdS + swizzled<BN>(r, 2 * kk + 1) + 4 * qd) = da[kk][2 + h];
             }
         fence_proxy_async();
-        if (kWgDqBytes<D> > 0 && threadIdx.x % 128 == 0) bulk_wait_read_n<1>();  // tile t - 2's dQ left its staging buffer
+        if (kWgDqBytes<D> > 0 && threadIdx.x % 128 == 0) bulk_wait_read<1>();  // tile t - 2's dQ left its staging buffer
         __syncthreads();  // the block's dS^T is complete
 
         // dQ (64 queries x this warpgroup's D / 2 columns) = dS K over the block's 128 keys.
@@ -732,7 +732,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
             }
         }
     }
-    if (kWgDqBytes<D> > 0 && threadIdx.x % 128 == 0) bulk_wait_read_n<0>();  // (the block's shared memory outlives the reads)
+    if (kWgDqBytes<D> > 0 && threadIdx.x % 128 == 0) bulk_wait_read();  // (the block's shared memory outlives the reads)
 
 #pragma unroll
     for (int h = 0; h < 2; h++) {

@@ -216,7 +216,6 @@ def test_matmul(monkeypatch, gemm, dtype, case):
 # the outputs, twice that for the gradients, which go through two such products). The (T, S) pairs
 # cover 1 query (one key would make dQ and dK exactly 0, leaving no relative error to measure), tile
 # remainders (17, 127, 1000), fewer queries than keys (a KV-cache block) and more.
-ATTN_TOL = TOL
 ATTN_SHAPES = [(1, 3, 64), (17, 17, 64), (127, 127, 128), (5, 33, 128), (130, 130, 64), (64, 200, 128),
                (200, 64, 64), (1000, 1000, 64), (1000, 1000, 128)]
 
@@ -243,7 +242,7 @@ def test_attention(monkeypatch, kernel, causal, dtype, T, S, D):
     if causal and T > S:
         pytest.skip("queries before the first key see nothing: their softmax is undefined (NaN in the reference)")
     q, k, v, do = rand((2, 3, T, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, T, D), dtype)
-    scale, tol = D ** -0.5, ATTN_TOL[np.dtype(dtype)]
+    scale, tol = D ** -0.5, TOL[np.dtype(dtype)]
     o, lse = cuda.attention_forward(q, k, v, causal, scale)
     ro, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, scale)
     assert o.dtype == q.dtype and lse.dtype == np.float32
