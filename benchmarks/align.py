@@ -3,7 +3,7 @@ instruction tasks, with greedy answer accuracy after each stage and held-out pre
 before and after DPO.
 
     python -m tinyllm quickstart                   # once: the pretrained base, runs/quickstart
-    python benchmarks/align.py [--base runs/quickstart] [--out runs/align-demo]
+    python benchmarks/align.py [--base runs/quickstart] [--out runs/align-demo] [--rejected model|task]
 
 The bar (2 CPU cores): held-out preference accuracy from about 0.5 to at least 0.9 with DPO, DPO's
 greedy answer accuracy above SFT's, and SFT + DPO in under 10 minutes. Prints the table and writes
@@ -16,7 +16,7 @@ import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
-from tinyllm.align.demo import align_demo  # noqa: E402
+from tinyllm.align.demo import DEMO, align_demo  # noqa: E402
 from tinyllm.atomic import atomic_write_json  # noqa: E402
 
 
@@ -24,9 +24,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="runs/quickstart")
     parser.add_argument("--out", default="runs/align-demo")
+    parser.add_argument("--rejected", choices=("model", "task"), default=DEMO["rejected"],
+                        help="DPO's rejected answers: the SFT model's own mistakes (default) or the tasks' made-up ones")
     parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results", "align.json"))
     args = parser.parse_args()
-    results = align_demo(args.base, args.out, progress=False)
+    results = align_demo(args.base, args.out, progress=False, rejected=args.rejected)
     atomic_write_json(args.json, {**results, "cpu_count": os.cpu_count()})
     print(f"wrote {args.json}")
 

@@ -202,7 +202,7 @@ def test_answer_accuracy_names_a_bad_record():
                                            {"messages": [], "answer": ""}])
 
 
-def test_greedy_answers_in_batches_equal_one_at_a_time(built, tokenizer):
+def test_model_answers_in_batches_equal_one_at_a_time(built, tokenizer):
     out, _ = built
     conversations = [r["messages"] for r in _read(out / "eval.jsonl")[:12]]
     model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=128, n_layer=1, n_head=2, n_embd=16))
@@ -210,7 +210,31 @@ def test_greedy_answers_in_batches_equal_one_at_a_time(built, tokenizer):
         for p in model.parameters():  # larger weights than GPT-2's init, so greedy answers vary
             if p.ndim == 2:
                 p.normal_(0.0, 0.5)
-    batched = tasks.greedy_answers(model, tokenizer, conversations, max_new_tokens=6)
-    alone = [tasks.greedy_answers(model, tokenizer, [c], max_new_tokens=6)[0] for c in conversations]
+    batched = tasks.model_answers(model, tokenizer, conversations, max_new_tokens=6)
+    alone = [tasks.model_answers(model, tokenizer, [c], max_new_tokens=6)[0] for c in conversations]
     assert batched == alone
     assert len(set(batched)) > 3, "the test needs a model whose answers differ"
+    sampled = [tasks.model_answers(model, tokenizer, conversations, max_new_tokens=6, temperature=1.0, seed=s) for s in (3, 3, 4)]
+    assert sampled[0] == sampled[1] and sampled[0] != sampled[2] and sampled[0] != batched
+
+
+def test_wrong_answers_of_takes_the_models_own_mistakes_first(built, monkeypatch):
+    """Greedy answer if wrong, else the first wrong sample, else the task's made-up wrong answer."""
+    out, _ = built
+    records = _read(out / "dpo_val.jsonl")[:3]
+    right = [r["chosen"] for r in records]
+    scripted = iter([["nonsense", right[1], right[2]],  # greedy, all three records: the first is wrong
+                     ["also wrong", right[2]],          # first sample, the two left: the second is wrong
+                     [right[2]]])                       # second sample, the third: right again
+    calls = []
+
+    def answers(model, tokenizer, conversations, max_new_tokens=24, temperature=0.0, seed=None):
+        calls.append((len(conversations), temperature))
+        return next(scripted)
+
+    monkeypatch.setattr(tasks, "model_answers", answers)
+    pairs = tasks.wrong_answers_of(None, None, records, samples=2)
+    assert calls == [(3, 0.0), (2, 1.0), (1, 1.0)]
+    assert [p["rejected"] for p in pairs] == ["nonsense", "also wrong", records[2]["rejected"]]
+    assert [p["rejected_by"] for p in pairs] == ["model", "model", "task"]
+    assert all(p["prompt"] == r["prompt"] and p["chosen"] == r["chosen"] for p, r in zip(pairs, records))

@@ -29,12 +29,11 @@ shared: which_play asks the model to know them.
 """
 import dataclasses
 import hashlib
-import json
 import random
 import re
 from collections import Counter, defaultdict
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_jsonl
 from ..data.sources import DEFAULT_CORPUS, builtin_corpus_files
 from ..generate import generate
 from ..textfile import read_utf8
@@ -357,29 +356,58 @@ def build_datasets(out_dir, seed=0, n_train=4000, n_val=400, n_eval=400, texts=N
              "sft_val.jsonl": [e.sft_record() for e in val], "dpo_val.jsonl": [e.dpo_record() for e in val],
              "eval.jsonl": [e.eval_record() for e in test]}
     for name, records in files.items():
-        atomic_write_text(f"{out_dir}/{name}", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        atomic_write_jsonl(f"{out_dir}/{name}", records)
     return {name: len(records) for name, records in files.items()}
 
 
 # ---- measuring a model --------------------------------------------------------------------------
 
-def greedy_answers(model, tokenizer, conversations, max_new_tokens=24, batch_size=64):
-    """The model's greedy answer (text up to END) to each conversation. Prompts of the same length
-    run as one batch, so no padding (which the model has no mask for) is ever needed."""
+def model_answers(model, tokenizer, conversations, max_new_tokens=24, batch_size=64, temperature=0.0, seed=None):
+    """The model's answer (text up to END) to each conversation: greedy at temperature 0, else sampled
+    (seed: reproducible draws). Prompts of the same length run as one batch, so no padding (which the
+    model has no mask for) is ever needed."""
     end = tokenizer.token_to_id(END)
     prompts = [encode_prompt(tokenizer, messages) for messages in conversations]
     by_length = defaultdict(list)
     for i, prompt in enumerate(prompts):
         by_length[len(prompt)].append(i)
+    rng = random.Random(seed)
     answers = [None] * len(prompts)
     for length, indices in sorted(by_length.items()):
         for start in range(0, len(indices), batch_size):
             batch = indices[start:start + batch_size]
-            out = generate(model, [prompts[i] for i in batch], max_new_tokens, temperature=0, stop_tokens=(end,))
+            out = generate(model, [prompts[i] for i in batch], max_new_tokens, temperature=temperature,
+                           stop_tokens=(end,), seed=rng.randrange(2**32))
             for i, row in zip(batch, out.numpy().tolist()):
                 new = row[length:]
                 answers[i] = tokenizer.decode(new[:new.index(end)] if end in new else new).strip()
     return answers
+
+
+def wrong_answers_of(model, tokenizer, records, samples=2, seed=0, max_new_tokens=24):
+    """DPO records of the tasks with each rejected answer replaced by the model's own mistake: its
+    greedy answer when that is wrong, else the first wrong one of `samples` answers sampled at
+    temperature 1; a record the model answers right every time keeps its made-up wrong answer.
+    Each record gains "rejected_by": "model" or "task".
+
+    On-policy preference data: DPO then pushes down exactly what this model would say (the SFT
+    model's habits: a frequent word instead of one from the prompt, a phrase repeated), rather
+    than a wrong answer it would never give."""
+    conversations = [r["prompt"] for r in records]
+    wrong = [None] * len(records)
+
+    def take(indices, answers):
+        for i, answer in zip(indices, answers):
+            if not TASKS[records[i]["task"]].check(answer, records[i]["chosen"]):
+                wrong[i] = answer
+
+    take(range(len(records)), model_answers(model, tokenizer, conversations, max_new_tokens))
+    for k in range(samples):
+        todo = [i for i, w in enumerate(wrong) if w is None]
+        take(todo, model_answers(model, tokenizer, [conversations[i] for i in todo], max_new_tokens,
+                                 temperature=1.0, seed=seed + k))
+    return [{**r, "rejected": w if w is not None else r["rejected"], "rejected_by": "task" if w is None else "model"}
+            for r, w in zip(records, wrong)]
 
 
 def answer_accuracy(model, tokenizer, records, max_new_tokens=24):
@@ -390,7 +418,7 @@ def answer_accuracy(model, tokenizer, records, max_new_tokens=24):
         if missing or record["task"] not in TASKS:
             raise ValueError(f"eval record {n}: expected fields messages, answer and task (one of {', '.join(TASKS)}), "
                              f"got fields {sorted(record)}" + ("" if missing else f" and task {record['task']!r}"))
-    answers = greedy_answers(model, tokenizer, [r["messages"] for r in records], max_new_tokens)
+    answers = model_answers(model, tokenizer, [r["messages"] for r in records], max_new_tokens)
     right = defaultdict(list)
     for record, answer in zip(records, answers):
         right[record["task"]].append(TASKS[record["task"]].check(answer, record["answer"]))
