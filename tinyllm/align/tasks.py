@@ -364,20 +364,20 @@ def build_datasets(out_dir, seed=0, n_train=4000, n_val=400, n_eval=400, texts=N
 
 def model_answers(model, tokenizer, conversations, max_new_tokens=24, batch_size=64, temperature=0.0, seed=None):
     """The model's answer (text up to END) to each conversation: greedy at temperature 0, else sampled
-    (seed: reproducible draws). Prompts of the same length run as one batch, so no padding (which the
-    model has no mask for) is ever needed."""
+    (seed: reproducible draws; None: from tinyllm.manual_seed's generator). Prompts of the same
+    length run as one batch, so no padding (which the model has no mask for) is ever needed."""
     end = tokenizer.token_to_id(END)
     prompts = [encode_prompt(tokenizer, messages) for messages in conversations]
     by_length = defaultdict(list)
     for i, prompt in enumerate(prompts):
         by_length[len(prompt)].append(i)
-    rng = random.Random(seed)
+    seeds = random.Random(seed)
     answers = [None] * len(prompts)
     for length, indices in sorted(by_length.items()):
         for start in range(0, len(indices), batch_size):
             batch = indices[start:start + batch_size]
             out = generate(model, [prompts[i] for i in batch], max_new_tokens, temperature=temperature,
-                           stop_tokens=(end,), seed=rng.randrange(2**32))
+                           stop_tokens=(end,), seed=None if seed is None else seeds.randrange(2**32))
             for i, row in zip(batch, out.numpy().tolist()):
                 new = row[length:]
                 answers[i] = tokenizer.decode(new[:new.index(end)] if end in new else new).strip()
