@@ -190,6 +190,73 @@ __device__ __forceinline__ void mma_ab(float (&acc)[N / 8][4], const A& a, uint3
 
 // ---- forward --------------------------------------------------------------------------------------
 
+// The forward's per-tile steps, shared by its mma.sync and wgmma kernels. A thread holds 16 x N
+// scores (or outputs) in the mma accumulator layout, flat: x[4j + 2h + c] is row `row + 8h`,
+// column 8j + 2qd + c of the tile, so R = N / 2 values.
+
+// The mma.sync kernels' (N / 8) x 4 tiles, seen flat.
+template <int M> __device__ __forceinline__ float (&flat(float (&x)[M][4]))[4 * M] {
+    return reinterpret_cast<float (&)[4 * M]>(x);
+}
+
+// Scores of keys past S or past the causal diagonal (key > query + shift) become -inf.
+template <int R> __device__ __forceinline__ void mask_scores(float (&s)[R], int row, int n0, int qd, int S, bool causal, int shift) {
+#pragma unroll
+    for (int j = 0; j < R / 4; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int r = row + (e / 2) * 8, col = n0 + 8 * j + 2 * qd + e % 2;
+            if (col >= S || (causal && col > r + shift)) s[4 * j + e] = -INFINITY;
+        }
+}
+
+// Online softmax over one tile of scores: the running max and (this thread's partial) sum of the
+// thread's two rows are updated, s becomes exp2(s sl2 - max), and corr[h] is the factor that
+// rescales row h's earlier output (exp of the old max minus the new one).
+template <int R>
+__device__ __forceinline__ void online_softmax(float (&s)[R], float (&row_max)[2], float (&row_sum)[2], float (&corr)[2], float sl2) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float mx = row_max[h];
+#pragma unroll
+        for (int j = 0; j < R / 4; j++) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mx_l2 = mx == -INFINITY ? 0.0f : mx * sl2;  // a row with nothing visible yet
+        corr[h] = exp2_approx(row_max[h] * sl2 - mx_l2);
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < R / 4; j++) {
+            float* x = s + 4 * j + 2 * h;
+            x[0] = exp2_approx(fmaf(x[0], sl2, -mx_l2));
+            x[1] = exp2_approx(fmaf(x[1], sl2, -mx_l2));
+            sum += x[0] + x[1];
+        }
+        row_sum[h] = row_sum[h] * corr[h] + sum;  // each thread's partial sum; the quad adds them at the end
+        row_max[h] = mx;
+    }
+}
+
+// O = acc / (the quad's row sum) for the thread's rows below T, and lse = max * scale + log(sum).
+template <typename E, int R>
+__device__ __forceinline__ void store_output(E* o, float* lse, const float (&acc)[R], const float (&row_max)[2],
+                                             const float (&row_sum)[2], int row, int qd, int T, float scale) {
+    constexpr int D = 2 * R;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float sum = row_sum[h];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        const int r = row + h * 8;
+        if (r >= T) continue;
+        const float inv = 1.0f / sum;
+#pragma unroll
+        for (int j = 0; j < D / 8; j++)
+            *reinterpret_cast<uint32_t*>(o + int64_t(r) * D + 8 * j + 2 * qd) = pack2<E>(acc[4 * j + 2 * h] * inv, acc[4 * j + 2 * h + 1] * inv);
+        if (qd == 0) lse[r] = row_max[h] * scale + logf(sum);
+    }
+}
+
 // 128 queries per block, 16 per warp, 64 keys per step. Two blocks (16 warps) per multiprocessor for
 // D = 64: at most 128 registers a thread, which its fragments fit without spilling (32 keys per step
 // and three blocks spill and run slower: 0.176 ms against 0.148); D = 128 needs ~220 (one block).
@@ -245,56 +312,17 @@ __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forwar
 
         // Tiles across the end of the keys or the causal diagonal: hidden scores become -inf. (A
         // separate, warp-uniform branch: the other tiles run no index arithmetic.)
-        if (n0 + BN > S || (causal && n0 + BN - 1 > row0 + shift)) {
+        if (n0 + BN > S || (causal && n0 + BN - 1 > row0 + shift)) mask_scores(flat(s), row0 + g, n0, qd, S, causal, shift);
+        float corr[2];
+        online_softmax(flat(s), row_max, row_sum, corr, sl2);
 #pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++)
+        for (int dt = 0; dt < D / 8; dt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int row = row0 + g + (e / 2) * 8, col = n0 + nt * 8 + 2 * qd + e % 2;
-                    if (col >= S || (causal && col > row + shift)) s[nt][e] = -INFINITY;
-                }
-        }
-        // Online softmax: rows g and g + 8 of this warp's 16; columns 2qd, 2qd+1 of each 8-key tile.
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float mx = row_max[h];
-#pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * h], s[nt][2 * h + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mx_l2 = mx == -INFINITY ? 0.0f : mx * sl2;  // a row with nothing visible yet
-            const float corr = exp2_approx(row_max[h] * sl2 - mx_l2);
-            float sum = 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < BN / 8; nt++) {
-                float* x = s[nt] + 2 * h;
-                x[0] = exp2_approx(fmaf(x[0], sl2, -mx_l2));
-                x[1] = exp2_approx(fmaf(x[1], sl2, -mx_l2));
-                sum += x[0] + x[1];
-            }
-            row_sum[h] = row_sum[h] * corr + sum;  // each thread's partial sum; the quad adds them at the end
-            row_max[h] = mx;
-#pragma unroll
-            for (int dt = 0; dt < D / 8; dt++) acc[dt][2 * h] *= corr, acc[dt][2 * h + 1] *= corr;
-        }
+            for (int e = 0; e < 4; e++) acc[dt][e] *= corr[e / 2];
 
         mma_ab<E, D, BN, LD>(acc, s, cV);  // O += P V
     }
-
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        float sum = row_sum[h];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const int row = row0 + g + h * 8;
-        if (row >= T) continue;
-        const float inv = 1.0f / sum;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; dt++)
-            *reinterpret_cast<uint32_t*>(o + int64_t(row) * D + dt * 8 + 2 * qd) =
-                pack2<E>(acc[dt][2 * h] * inv, acc[dt][2 * h + 1] * inv);
-        if (qd == 0) lse[row] = row_max[h] * scale + logf(sum);
-    }
+    store_output<E>(o, lse, flat(acc), row_max, row_sum, row0 + g, qd, T, scale);
 }
 
 // ---- backward -------------------------------------------------------------------------------------
@@ -753,7 +781,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
 // warpgroups per (128 queries, batch*head); warpgroup w owns queries 64w..64w+63 (wgmma's M) and
 // walks the keys BN (64 or 128) at a time:
 //   S = Q K^T      wgmma m64nBNk16, Q and K both from shared memory (K-major)
-//   softmax        online, in registers, as in the mma.sync kernel (same accumulator layout)
+//   softmax        online, in registers (online_softmax, shared with the mma.sync kernel)
 //   O += P V       wgmma m64nDk16, A = P from registers, B = V from shared memory (MN-major)
 // Why it is faster: each warpgroup reads a K or V tile from shared memory once for its 64 rows,
 // where each mma.sync warp reads it for 16; and P V of one tile runs on the tensor cores while the
@@ -870,36 +898,9 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
 
         // Tiles across the end of the keys or the causal diagonal: hidden scores become -inf (a
         // warpgroup-uniform branch: the other tiles run no index arithmetic).
-        if (n0 + BN > S || (causal && n0 + BN - 1 > row_wg + shift)) {
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int row = row0 + (e / 2) * 8, col = n0 + 8 * j + 2 * qd + e % 2;
-                    if (col >= S || (causal && col > row + shift)) s[4 * j + e] = -INFINITY;
-                }
-        }
+        if (n0 + BN > S || (causal && n0 + BN - 1 > row_wg + shift)) mask_scores(s, row0, n0, qd, S, causal, shift);
         float corr[2];
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float mx = row_max[h];
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mx_l2 = mx == -INFINITY ? 0.0f : mx * sl2;  // a row with nothing visible yet
-            corr[h] = exp2_approx(row_max[h] * sl2 - mx_l2);
-            float sum = 0.0f;
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++) {
-                float* x = s + 4 * j + 2 * h;
-                x[0] = exp2_approx(fmaf(x[0], sl2, -mx_l2));
-                x[1] = exp2_approx(fmaf(x[1], sl2, -mx_l2));
-                sum += x[0] + x[1];
-            }
-            row_sum[h] = row_sum[h] * corr[h] + sum;  // each thread's partial sum; the quad adds them at the end
-            row_max[h] = mx;
-        }
+        online_softmax(s, row_max, row_sum, corr, sl2);
         wgmma_wait<0>();  // P V of tile t - 1 has reached acc, and is done with pa and V(t - 1)
         fence_operands(acc), fence_operands(pa);
         if (t > 0) release(&v_empty[(t - 1) % 3]);
@@ -916,20 +917,7 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
         wgmma_wait<0>();
         fence_operands(acc);
     }
-
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-        float sum = row_sum[h];
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        const int row = row0 + h * 8;
-        if (row >= T) continue;
-        const float inv = 1.0f / sum;
-#pragma unroll
-        for (int j = 0; j < D / 8; j++)
-            *reinterpret_cast<uint32_t*>(o + int64_t(row) * D + 8 * j + 2 * qd) = pack2<E>(acc[4 * j + 2 * h] * inv, acc[4 * j + 2 * h + 1] * inv);
-        if (qd == 0) lse[row] = row_max[h] * scale + logf(sum);
-    }
+    store_output<E>(o, lse, acc, row_max, row_sum, row0, qd, T, scale);
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 }
 
