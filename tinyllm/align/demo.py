@@ -22,7 +22,6 @@ from collections import Counter
 from ..atomic import atomic_write_json, atomic_write_jsonl
 from ..sample import load_run_model
 from ..train import fit
-from .data import encode_pair, read_pairs
 from .dpo_train import DPOConfig, DPORun
 from .sft import SFTConfig, load_chat_model, sft
 from .tasks import answer_accuracy, build_datasets, wrong_answers_of
@@ -45,11 +44,10 @@ def read_records(path):
     return [json.loads(line) for line in pathlib.Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def own_mistake_pairs(sft_run, data, out, n_train, seed):
-    """The first n_train training pairs and all held-out pairs with the SFT model's own mistakes as
+def own_mistake_pairs(model, tokenizer, data, out, n_train, seed):
+    """The first n_train training pairs and all held-out pairs with the (SFT) model's own mistakes as
     the rejected answers, written to out/dpo_{train,val}.jsonl (kept when they exist: a resumed
     demo trains on the same pairs); returns {file: {"model": n, "task": n}}, who wrote the rejected answers."""
-    model, tokenizer = load_run_model(sft_run)
     counts = {}
     for name, n in (("dpo_train.jsonl", n_train), ("dpo_val.jsonl", None)):
         if not (out / name).is_file():
@@ -85,7 +83,8 @@ def align_demo(base="runs/quickstart", out="runs/align-demo", log=print, progres
                            out=str(out / "sft"), seed=settings["seed"], **settings["sft"])
     results["sft_val_loss"] = sft(sft_config, log, progress).get("val_loss")
     results["sft_seconds"] = time.perf_counter() - start
-    measure("sft", *load_run_model(out / "sft"))
+    sft_model = load_run_model(out / "sft")
+    measure("sft", *sft_model)
 
     log("\n== DPO")
     start = time.perf_counter()
@@ -94,7 +93,7 @@ def align_demo(base="runs/quickstart", out="runs/align-demo", log=print, progres
         pairs = out / "dpo_pairs"
         pairs.mkdir(exist_ok=True)
         dpo = settings["dpo"]
-        results["rejected_by"] = own_mistake_pairs(out / "sft", data, pairs, dpo["max_steps"] * dpo["batch_size"], settings["seed"])
+        results["rejected_by"] = own_mistake_pairs(*sft_model, data, pairs, dpo["max_steps"] * dpo["batch_size"], settings["seed"])
         log(f"pairs with the SFT model's own mistakes as rejected answers, {time.perf_counter() - start:.0f} s "
             f"(who wrote the rejected answers: {results['rejected_by']})")
     elif settings["rejected"] != "task":
@@ -114,7 +113,7 @@ def align_demo(base="runs/quickstart", out="runs/align-demo", log=print, progres
     results["preference_after_by_task"] = accuracy_by_task(run.pair_logps(run.model, run.val_pairs) - reference,
                                                            [r["task"] for r in read_records(pairs / "dpo_val.jsonl")])
     if pairs != data:  # the same held-out questions with the tasks' made-up wrong answers
-        made_up = [encode_pair(run.tokenizer, *pair, run.model_config.block_size) for pair in read_pairs(data / "dpo_val.jsonl")]
+        made_up = run.encode_pairs(data / "dpo_val.jsonl")
         results["preference_after_task_pairs"] = accuracy_by_task(
             run.pair_logps(run.model, made_up) - run.pair_logps(run.reference, made_up),
             [r["task"] for r in read_records(data / "dpo_val.jsonl")])

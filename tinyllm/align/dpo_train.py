@@ -83,11 +83,14 @@ class DPORun(Trainer):
         self.reference, _ = load_chat_model(config.sft)
         self.reference.eval().requires_grad_(False)
         self.model_config = self.model.config
-        block = self.model_config.block_size
-        self.train_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.data)]
-        self.val_pairs = [encode_pair(self.tokenizer, *p, block) for p in read_pairs(config.val)] if config.val else []
+        self.train_pairs = self.encode_pairs(config.data)
+        self.val_pairs = self.encode_pairs(config.val) if config.val else []
         self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
         self.loader = ExampleLoader([max(len(c[0]), len(r[0])) for c, r in self.train_pairs], config.batch_size, seed=config.seed)
+
+    def encode_pairs(self, path):
+        """The (chosen, rejected) examples of a DPO file, for pair_logps."""
+        return [encode_pair(self.tokenizer, *pair, self.model_config.block_size) for pair in read_pairs(path)]
 
     def describe(self):
         cfg = self.config
