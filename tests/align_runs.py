@@ -62,3 +62,19 @@ def resume_matches_a_whole_run(trainer_class, train_fn, make_config, tmp_path, m
     rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     return rows
+
+
+def gpu_run_matches_cpu_run(train_fn, make_config, tmp_path, keys, rtol=1e-4, atol=1e-6):
+    """The same run on the host and on the GPU: each step's metrics in keys agree to rtol / atol (the
+    GPU's kernels sum in other orders than the host's), and the GPU run's checkpoint loads as a host model."""
+    from tinyllm.sample import load_run_model
+    from tinyllm.train import read_metrics
+    for device in ("cpu", "cuda"):
+        train_fn(make_config(tmp_path / device, device=device), log=lambda *a: None, progress=False)
+    cpu, gpu = (read_metrics(tmp_path / device / "metrics.jsonl") for device in ("cpu", "cuda"))
+    assert [r["step"] for r in gpu] == [r["step"] for r in cpu]
+    for key in keys:
+        np.testing.assert_allclose([r.get(key, np.nan) for r in gpu], [r.get(key, np.nan) for r in cpu], rtol=rtol, atol=atol,
+                                   err_msg=key)
+    model, _ = load_run_model(tmp_path / "cuda")
+    assert all(p.device == "cpu" for p in model.parameters())

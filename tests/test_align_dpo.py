@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
-from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
+from align_runs import gpu_run_matches_cpu_run, pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.align.data import encode_pair, pad_batch  # noqa: E402
 from tinyllm.align.dpo_train import DPOConfig, DPORun, dpo  # noqa: E402
@@ -106,6 +106,13 @@ def test_a_dpo_run_resumes_to_the_same_weights_and_logs_the_preference_metrics(b
     for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "kl", "val_loss",
                 "val_rewards/accuracies", "val_kl"):
         assert key in rows[5]
+
+
+@pytest.mark.cuda
+def test_a_dpo_run_on_the_gpu_matches_the_same_run_on_the_cpu(base, pairs, tmp_path):
+    gpu_run_matches_cpu_run(dpo, lambda out, **device: config(base, pairs, out, **device), tmp_path,
+                            ("loss", "nll_loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "kl", "grad_norm",
+                             "val_loss", "val_rewards/margins"))
 
 
 def test_dpo_from_the_command_line(base, pairs, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
-from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
+from align_runs import gpu_run_matches_cpu_run, pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.align.data import IGNORE, encode_example, pad_batch  # noqa: E402
 from tinyllm.align.sft import SFTConfig, SFTRun, sft  # noqa: E402
@@ -63,6 +63,12 @@ def test_an_sft_run_resumes_to_the_same_weights_and_loads_as_a_chat_model(base, 
     assert "val_loss" in rows[2] and "val_loss" in rows[5]
     model, tokenizer = load_run_model(tmp_path / "whole")
     assert model.config.vocab_size == tokenizer.vocab_size == 304 and tokenizer.token_to_id("<|end|>") == 303
+
+
+@pytest.mark.cuda
+def test_an_sft_run_on_the_gpu_matches_the_same_run_on_the_cpu(base, chat_data, tmp_path):
+    gpu_run_matches_cpu_run(sft, lambda out, **device: config(base, chat_data, out, **device), tmp_path,
+                            ("loss", "grad_norm", "val_loss"))
 
 
 def test_sft_from_the_command_line(base, chat_data, tmp_path):

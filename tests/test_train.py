@@ -1,11 +1,13 @@
 """The training loop end to end on a tiny prepared corpus: exact resume, the loss scaler, the CLI."""
 import json
+import re
 
 import numpy as np
 import pytest
 
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
+from align_runs import gpu_run_matches_cpu_run  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.data.prepare import PrepareConfig, run_prepare  # noqa: E402
 from tinyllm.train import Run, TrainConfig, load_config_file, read_metrics, train  # noqa: E402
@@ -33,10 +35,8 @@ def config(data, out, **changes):
     return TrainConfig(**{**values, **changes})
 
 
-def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_path, monkeypatch):
-    train(config(data, tmp_path / "whole", model_overrides={**TINY, "dropout": 0.1}), progress=False, log=lambda *a: None)
-    whole = read_metrics(tmp_path / "whole" / "metrics.jsonl")
-
+def interrupted_and_resumed(data, out, monkeypatch, **changes):
+    """The metrics of a run stopped by a crash in its step 5 and started again (resuming at step 3)."""
     real_step = Run.train_step
 
     def crash_after_step_4(self):
@@ -44,15 +44,44 @@ def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_p
             raise KeyboardInterrupt
         return real_step(self)
     monkeypatch.setattr(Run, "train_step", crash_after_step_4)
-    interrupted = config(data, tmp_path / "resumed", model_overrides={**TINY, "dropout": 0.1})
     with pytest.raises(KeyboardInterrupt):
-        train(interrupted, progress=False, log=lambda *a: None)
+        train(config(data, out, **changes), progress=False, log=lambda *a: None)
     monkeypatch.setattr(Run, "train_step", real_step)
-    train(interrupted, progress=False, log=lambda *a: None)  # resumes from the step-3 checkpoint
-    resumed = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    train(config(data, out, **changes), progress=False, log=lambda *a: None)  # resumes from the step-3 checkpoint
+    return read_metrics(out / "metrics.jsonl")
+
+
+def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_path, monkeypatch):
+    train(config(data, tmp_path / "whole", model_overrides={**TINY, "dropout": 0.1}), progress=False, log=lambda *a: None)
+    whole = read_metrics(tmp_path / "whole" / "metrics.jsonl")
+
+    resumed = interrupted_and_resumed(data, tmp_path / "resumed", monkeypatch, model_overrides={**TINY, "dropout": 0.1})
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
     for a, b in zip(whole, resumed):
         assert a["loss"] == b["loss"] and a["grad_norm"] == b["grad_norm"] and a.get("val_loss") == b.get("val_loss")
+
+
+@pytest.mark.cuda
+def test_a_gpu_run_trains_as_the_cpu_run_and_resumes(data, tmp_path, monkeypatch):
+    gpu_run_matches_cpu_run(train, lambda out, **device: config(data, out, **device), tmp_path, ("loss", "grad_norm", "val_loss"))
+    resumed = interrupted_and_resumed(data, tmp_path / "resumed", monkeypatch, device="cuda")
+    whole = read_metrics(tmp_path / "cuda" / "metrics.jsonl")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for key in ("loss", "grad_norm", "val_loss"):
+        np.testing.assert_allclose([r.get(key, 0) for r in resumed], [r.get(key, 0) for r in whole], rtol=1e-5, err_msg=key)
+
+
+def test_a_gpu_run_where_there_is_none_is_refused_clearly(data, tmp_path):
+    from tinyllm.backend.array import cupy
+    with pytest.raises(ValueError, match="unknown device 'tpu'; expected 'cpu' or 'cuda'"):
+        Run(config(data, tmp_path / "r", device="tpu"))
+    try:
+        cupy()
+    except RuntimeError as err:
+        with pytest.raises(RuntimeError, match=re.escape(str(err))):
+            Run(config(data, tmp_path / "r", device="cuda"))
+    else:
+        pytest.skip("this machine has a GPU")
 
 
 def test_the_loss_scaler_skips_a_step_with_inf_gradients_and_recovers(data, tmp_path, monkeypatch):

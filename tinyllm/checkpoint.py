@@ -22,6 +22,7 @@ import safetensors.numpy
 
 from . import dtypes
 from .atomic import atomic_path, atomic_write_text
+from .backend.array import is_array, to_device
 
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, LATEST = "model.safetensors", "optimizer.safetensors", "state.json", "latest"
 # safetensors dtype names we read; bfloat16 is ml_dtypes' (older safetensors' NumPy loader lacks it).
@@ -30,9 +31,10 @@ _DTYPES = {"F64": dtypes.float64, "F32": dtypes.float32, "F16": dtypes.float16, 
 
 
 def save_tensors(path, tensors, metadata=None):
-    """Write a dict of NumPy arrays as a safetensors file, atomically."""
+    """Write a dict of NumPy (or CuPy: copied to the host) arrays as a safetensors file, atomically."""
     with atomic_path(path) as tmp:
-        safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        safetensors.numpy.save_file({k: np.ascontiguousarray(to_device(v, "cpu")) for k, v in tensors.items()}, str(tmp),
+                                    metadata=metadata)
 
 
 def load_tensors(path):
@@ -57,7 +59,7 @@ def _split_optimizer_state(state_dict):
     arrays, scalars = {}, {}
     for index, entry in state_dict["state"].items():
         for name, value in entry.items():
-            if isinstance(value, np.ndarray):
+            if is_array(value):
                 arrays[f"state.{index}.{name}"] = value
             else:
                 scalars.setdefault(str(index), {})[name] = value

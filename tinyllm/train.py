@@ -9,6 +9,11 @@ With float16 the loss is scaled up before backward and a step with inf/NaN gradi
 is the loop (evaluate, log, checkpoint); pretraining's `Run` here, and SFT and DPO in tinyllm.align,
 are Trainers that say only how a step's loss is computed and how they are evaluated.
 
+`--device cuda` trains on the GPU (pretraining, SFT and DPO alike): the model and each batch live there, and the checkpoints are
+copied to the host, so they are the same files a CPU run writes. One thing is not in a checkpoint:
+the GPU's random generator (CuPy's) is not saved, so a GPU run with dropout resumes
+with other dropout masks than it would have drawn.
+
 A run directory holds everything about a run:
 
     config.json        the resolved configuration (a run is restarted from it)
@@ -28,6 +33,8 @@ import numpy as np
 from . import amp, checkpoint, random
 from .atomic import atomic_write_json, atomic_write_text
 from .autograd import no_grad
+from .backend.array import as_device, cupy
+from .creation import tensor
 from .data.loader import TrainLoader, eval_batches
 from .data.prepare import split_shards
 from .models.gpt import GPT, GPTConfig
@@ -56,6 +63,7 @@ class LoopConfig:
     checkpoint_interval: int = 500
     keep_checkpoints: int = 2          # the newest this many checkpoints stay on disk
     dtype: str = "float32"             # float32, or bfloat16/float16 mixed precision (float32 master weights)
+    device: str = "cpu"                # cpu, or cuda: an NVIDIA GPU (CuPy and our CUDA kernels)
     seed: int = 1337
     log_interval: int = 10
 
@@ -102,6 +110,9 @@ class Trainer:
     def __init__(self, config):
         self.config = config
         self.dir = pathlib.Path(config.out)
+        self.device = as_device(config.device)  # the subclass puts its model(s) there
+        if self.device == "cuda":
+            cupy()  # a clear error now where CuPy or a GPU is missing, not at the first step
         self.scaler = amp.GradScaler(enabled=config.dtype == "float16")
         self.step = 0
 
@@ -131,6 +142,10 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------------ work
+    def on_device(self, ids):
+        """A batch of token ids (a NumPy array from a loader) as a Tensor on the run's device."""
+        return tensor(ids, device=self.device)
+
     def train_step(self):
         """One optimizer step; returns its metrics (forward_backward's, then lr, grad_norm, skipped)."""
         cfg = self.config
@@ -171,7 +186,7 @@ class Run(Trainer):
         random.manual_seed(config.seed)
         overrides = {"vocab_size": self.tokenizer.vocab_size, **config.model_overrides}
         self.model_config = GPTConfig.from_preset(config.model, **overrides)
-        self.model = GPT(self.model_config)
+        self.model = GPT(self.model_config).to(self.device)
         self.block_size = self.model_config.block_size
         micro_tokens = config.batch_size * self.block_size
         self.grad_accum = max(1, config.tokens_per_step // micro_tokens) if config.tokens_per_step else 1
@@ -200,7 +215,7 @@ class Run(Trainer):
         """grad_accum micro-batches of random windows, each loss divided by grad_accum."""
         loss_sum = 0.0
         for _ in range(self.grad_accum):
-            window = next(self.loader)
+            window = self.on_device(next(self.loader))
             with amp.autocast(self.config.dtype):
                 _, loss = self.model(window[:, :-1], window[:, 1:])
             self.scaler.scale(loss / self.grad_accum).backward()
@@ -224,12 +239,13 @@ class Run(Trainer):
         for i, window in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break
-            with amp.autocast(self.config.dtype):
-                _, loss = self.model(window[:, :-1], window[:, 1:])
-            total += loss.item() * window[:, 1:].size
-            count += window[:, 1:].size
             if with_bytes:
                 n_bytes += int(token_bytes[window[:, 1:]].sum())
+            window = self.on_device(window)
+            with amp.autocast(self.config.dtype):
+                _, loss = self.model(window[:, :-1], window[:, 1:])
+            n = window[:, 1:].numel()
+            total, count = total + loss.item() * n, count + n
         self.model.train()
         if count == 0:
             raise ValueError(f"the validation shards hold fewer than block_size + 1 = {self.block_size + 1} tokens")

@@ -81,7 +81,8 @@ class DPORun(Trainer):
         random.manual_seed(config.seed)
         self.model, self.tokenizer = load_chat_model(config.sft)
         self.reference, _ = load_chat_model(config.sft)
-        self.reference.eval().requires_grad_(False)
+        self.model.to(self.device)
+        self.reference.to(self.device).eval().requires_grad_(False)
         self.model_config = self.model.config
         self.train_pairs = self.encode_pairs(config.data)
         self.val_pairs = self.encode_pairs(config.val) if config.val else []
@@ -105,7 +106,7 @@ class DPORun(Trainer):
         for start, batch in held_out_batches(pairs, self.config.batch_size, len(pairs)):
             inputs, targets = pad_batch([c for c, _ in batch] + [r for _, r in batch])
             with amp.autocast(self.config.dtype):
-                out[start:start + len(batch)] = sequence_logps(model, inputs, targets).numpy().reshape(2, -1).T
+                out[start:start + len(batch)] = sequence_logps(model, self.on_device(inputs), targets).numpy().reshape(2, -1).T
         return out
 
     # ------------------------------------------------------------------ training
@@ -114,7 +115,7 @@ class DPORun(Trainer):
         reference run once each."""
         cfg = self.config
         inputs, targets = pad_batch([c for c, _ in pairs] + [r for _, r in pairs])
-        n = len(pairs)
+        inputs, n = self.on_device(inputs), len(pairs)
         with amp.autocast(cfg.dtype):
             logits, labels, rows = answer_logits(self.model, inputs, targets)
             logps = sum_by_row(token_logps(logits, labels), rows, 2 * n)
@@ -128,7 +129,7 @@ class DPORun(Trainer):
             loss = losses.mean() + nll * cfg.rpo_alpha if cfg.rpo_alpha else losses.mean()
         metrics = {"loss": loss.item(), "nll_loss": nll.item(), **preference_metrics(chosen_rewards.numpy(), rejected_rewards.numpy()),
                    "logps/chosen": float(logps[:n].detach().numpy().mean()), "logps/rejected": float(logps[n:].detach().numpy().mean()),
-                   "kl": token_kl(logits.detach().numpy()[chosen], reference_logits.numpy()[chosen]), "tokens": int(inputs.size)}
+                   "kl": token_kl(logits.detach().numpy()[chosen], reference_logits.numpy()[chosen]), "tokens": inputs.numel()}
         return loss, metrics
 
     def forward_backward(self):

@@ -7,6 +7,7 @@ much as the rest of the model for the padded (B, T) batch.
 """
 import numpy as np
 
+from ..backend.array import to_device
 from ..creation import tensor
 from ..nn import functional as F
 from .data import IGNORE
@@ -17,7 +18,8 @@ def answer_logits(model, inputs, targets):
     IGNORE, in row-major order, their target ids, and the batch row each belongs to."""
     rows, cols = np.nonzero(targets != IGNORE)
     hidden = model.hidden_states(inputs)
-    return model.lm_head(hidden[rows, cols]), targets[rows, cols], rows
+    at = tuple(to_device(index, hidden.device) for index in (rows, cols))
+    return model.lm_head(hidden[at]), targets[rows, cols], rows
 
 
 def token_logps(logits, labels):

@@ -56,6 +56,7 @@ class SFTRun(Trainer):
         super().__init__(config)
         random.manual_seed(config.seed)
         self.model, self.tokenizer = load_chat_model(config.base)
+        self.model.to(self.device)
         self.model_config = self.model.config
         block = self.model_config.block_size
         self.train_examples = [encode_example(self.tokenizer, m, block) for m in read_conversations(config.data)]
@@ -69,7 +70,7 @@ class SFTRun(Trainer):
 
     def forward_backward(self):
         inputs, targets = pad_batch([self.train_examples[i] for i in next(self.loader)])
-        loss = self._loss(inputs, targets)
+        loss = self._loss(self.on_device(inputs), targets)
         self.scaler.scale(loss).backward()
         return {"loss": loss.item(), "tokens": int(inputs.size)}
 
@@ -88,7 +89,7 @@ class SFTRun(Trainer):
         total, count = 0.0, 0
         for _, batch in held_out_batches(self.val_examples, self.config.batch_size, self.config.eval_batches):
             inputs, targets = pad_batch(batch)
-            loss = self._loss(inputs, targets)
+            loss = self._loss(self.on_device(inputs), targets)
             n = int((targets != IGNORE).sum())
             total, count = total + loss.item() * n, count + n
         self.model.train()
