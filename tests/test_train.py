@@ -84,6 +84,18 @@ def test_a_gpu_run_where_there_is_none_is_refused_clearly(data, tmp_path):
         pytest.skip("this machine has a GPU")
 
 
+def test_a_run_trained_on_the_gpu_is_evaluated_on_the_host(data, tmp_path, capsys):
+    """`tinyllm eval` runs on the CPU unless told otherwise, wherever the run was trained (its
+    config.json says cuda here, as a GPU run's does)."""
+    run = tmp_path / "gpu-run"
+    train(config(data, run, max_steps=3), progress=False, log=lambda *a: None)
+    saved = json.loads((run / "config.json").read_text())
+    saved["train"]["device"] = "cuda"
+    (run / "config.json").write_text(json.dumps(saved))
+    assert cli.main(["eval", "--run", str(run)]) == 0
+    assert "bits per byte" in capsys.readouterr().out
+
+
 def test_the_loss_scaler_skips_a_step_with_inf_gradients_and_recovers(data, tmp_path, monkeypatch):
     from tinyllm.tensor import Tensor
     real_backward, real_step, lines = Tensor.backward, Run.train_step, []

@@ -194,12 +194,13 @@ class Run(Trainer):
         self.loader = TrainLoader(self.train_shards, config.batch_size, self.block_size, seed=config.seed)
 
     @classmethod
-    def open(cls, run_dir):
-        """The Run saved in run_dir, restored to its newest checkpoint."""
+    def open(cls, run_dir, device="cpu"):
+        """The Run saved in run_dir, restored to its newest checkpoint, on device (wherever it was trained)."""
         config_file = pathlib.Path(run_dir) / "config.json"
         if not config_file.is_file():
             raise FileNotFoundError(f"{run_dir}: not a training run (no config.json)")
-        config = TrainConfig.from_dict({**json.loads(config_file.read_text())["train"], "out": str(run_dir)}, where=str(config_file))
+        saved = json.loads(config_file.read_text())["train"]
+        config = TrainConfig.from_dict({**saved, "out": str(run_dir), "device": device}, where=str(config_file))
         run = cls(config)
         if not run.resume():
             raise ValueError(f"{run_dir}: the run has no checkpoint yet")
@@ -343,9 +344,9 @@ class _progress_bar:
             self.bar.close()
 
 
-def evaluate_run(run_dir, log=print):
+def evaluate_run(run_dir, log=print, device="cpu"):
     """Validation loss, perplexity and bits per byte of a run's newest checkpoint, on all of its validation data."""
-    run = Run.open(run_dir)
+    run = Run.open(run_dir, device)
     loss, total_nats, n_bytes = run.evaluate(with_bytes=True)
     bpb = total_nats / math.log(2) / max(n_bytes, 1)
     log(f"{run_dir} at step {run.step}: validation loss {loss:.4f}, perplexity {math.exp(loss):.2f}, "
@@ -398,4 +399,5 @@ def add_commands(subparsers):
 
     p = subparsers.add_parser("eval", help="validation loss, perplexity and bits per byte of a run")
     p.add_argument("--run", required=True, help="run directory")
-    p.set_defaults(handler=lambda args: evaluate_run(args.run) and None)
+    p.add_argument("--device", default="cpu", help="cpu (default, wherever the run was trained) or cuda")
+    p.set_defaults(handler=lambda args: evaluate_run(args.run, device=args.device) and None)
