@@ -77,7 +77,8 @@ void adamw_update(uintptr_t param, uintptr_t grad, uintptr_t exp_avg, uintptr_t 
 // multi_tensor.cu: lists of tensors (pointers and sizes) in one launch each. grads are T; params,
 // exp_avgs, exp_avg_sqs float32; norm a float32 scalar; scratch grad_norm_scratch_floats(sizes) floats.
 // clip_grads multiplies every gradient by min(1, max_norm / (*norm + 1e-6)). step_ptr, when not 0,
-// points at a float32 step count on the device that replaces step (for a captured step).
+// points at a float32 step count on the device that replaces step, lr_ptr if not 0 at a float64 learning
+// rate there that replaces lr (for a captured step).
 int64_t grad_norm_scratch_floats(const std::vector<int64_t>& sizes);
 void grad_norm(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t scratch, uintptr_t norm,
                DType dt, uintptr_t stream);
@@ -86,7 +87,8 @@ void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>&
 void adamw_update_multi(const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
                         const std::vector<uintptr_t>& exp_avgs, const std::vector<uintptr_t>& exp_avg_sqs,
                         const std::vector<int64_t>& sizes, double lr, double beta1, double beta2, double eps,
-                        double weight_decay, double step, uintptr_t step_ptr, DType grad_dt, uintptr_t stream);
+                        double weight_decay, double step, uintptr_t step_ptr, uintptr_t lr_ptr, DType grad_dt,
+                        uintptr_t stream);
 
 // bias.cu: add_bias: y[n, c] += b[c], in place; sum_rows: out[c] = sum over rows of x (N, C); y, b, x,
 // out T; scratch sum_rows_scratch_floats(N, C) floats.

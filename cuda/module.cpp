@@ -105,8 +105,9 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("adamw_update_multi", [](const std::vector<uintptr_t>& p, const std::vector<uintptr_t>& g,
                                    const std::vector<uintptr_t>& m1, const std::vector<uintptr_t>& m2,
                                    const std::vector<int64_t>& sizes, double lr, double b1, double b2, double eps,
-                                   double wd, double step, uintptr_t step_ptr, int grad_dt, uintptr_t stream) {
-        adamw_update_multi(p, g, m1, m2, sizes, lr, b1, b2, eps, wd, step, step_ptr, dtype(grad_dt), stream);
+                                   double wd, double step, uintptr_t step_ptr, uintptr_t lr_ptr, int grad_dt,
+                                   uintptr_t stream) {
+        adamw_update_multi(p, g, m1, m2, sizes, lr, b1, b2, eps, wd, step, step_ptr, lr_ptr, dtype(grad_dt), stream);
     });
     m.def("add_bias", [](uintptr_t y, uintptr_t b, int64_t N, int C, int dt, uintptr_t stream) {
         add_bias(y, b, N, C, dtype(dt), stream);

@@ -102,13 +102,16 @@ template <typename T> __global__ void clip_kernel(const __grid_constant__ Tensor
 }
 
 // ---- AdamW ----------------------------------------------------------------------------------
-// The step count t comes from the host (step_value) or, for a captured step, from the device
-// (*step_ptr, a float32 the optimizer increments on the device), so a replayed graph sees each step's t.
+// The step count t and the learning rate come from the host (step_value, lr_value) or, for a captured
+// step, from the device (*step_ptr, a float32 the optimizer increments there; *lr_ptr, a float64 the host
+// writes before each replay), so a replayed graph sees each step's t and scheduled learning rate.
 
-template <typename G> __global__ void adamw_kernel(const __grid_constant__ TensorList<4> l, double lr, float beta1,
-                                                   float beta2, float eps, float decay, float step_value,
-                                                   const float* step_ptr) {
+template <typename G> __global__ void adamw_kernel(const __grid_constant__ TensorList<4> l, double lr_value, float beta1,
+                                                   float beta2, float eps, double weight_decay, float step_value,
+                                                   const float* step_ptr, const double* lr_ptr) {
     const double step = step_ptr ? *step_ptr : step_value;
+    const double lr = lr_ptr ? *lr_ptr : lr_value;
+    const float decay = float(1.0 - lr * weight_decay);
     const float step_size = float(lr / (1.0 - pow(double(beta1), step)));
     const float bc2_sqrt = float(sqrt(1.0 - pow(double(beta2), step)));
     for_chunk<float>(l, [&](int t, int64_t i, auto v) {
@@ -199,14 +202,15 @@ void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>&
 void adamw_update_multi(const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
                         const std::vector<uintptr_t>& exp_avgs, const std::vector<uintptr_t>& exp_avg_sqs,
                         const std::vector<int64_t>& sizes, double lr, double beta1, double beta2, double eps,
-                        double weight_decay, double step, uintptr_t step_ptr, DType grad_dt, uintptr_t stream) {
+                        double weight_decay, double step, uintptr_t step_ptr, uintptr_t lr_ptr, DType grad_dt,
+                        uintptr_t stream) {
     const std::vector<uintptr_t> lists[4] = {params, grads, exp_avgs, exp_avg_sqs};
     dispatch(grad_dt, [&](auto tag) {
         using G = decltype(tag);
         for_each_launch<4>(lists, sizes, [&](const TensorList<4>& l, int chunks, int) {
             adamw_kernel<G><<<chunks, kThreads, 0, as_stream(stream)>>>(l, lr, float(beta1), float(beta2), float(eps),
-                                                                        float(1.0 - lr * weight_decay), float(step),
-                                                                        (const float*)step_ptr);
+                                                                        weight_decay, float(step), (const float*)step_ptr,
+                                                                        (const double*)lr_ptr);
         });
     });
 }
@@ -215,7 +219,7 @@ void adamw_update(uintptr_t param, uintptr_t grad, uintptr_t exp_avg, uintptr_t 
                   double beta1, double beta2, double eps, double weight_decay, int64_t step, DType grad_dt,
                   uintptr_t stream) {
     adamw_update_multi({param}, {grad}, {exp_avg}, {exp_avg_sq}, {n}, lr, beta1, beta2, eps, weight_decay,
-                       double(step), 0, grad_dt, stream);
+                       double(step), 0, 0, grad_dt, stream);
 }
 
 }  // namespace tinyllm::cuda

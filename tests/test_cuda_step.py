@@ -117,8 +117,10 @@ def test_clip_leaves_small_gradients_alone():
 
 
 @pytest.mark.parametrize("grad_dtype", DTYPES)
-@pytest.mark.parametrize("on_device_step", [False, True])
-def test_adamw_update_multi_matches_per_tensor_and_torch(grad_dtype, on_device_step):
+@pytest.mark.parametrize("scalars_on_device", [False, True])
+def test_adamw_update_multi_matches_per_tensor_and_torch(grad_dtype, scalars_on_device):
+    """scalars_on_device: the step count (float32) and learning rate (float64) as device scalars, as a
+    captured step passes them."""
     count = 170  # more than one launch's 160 tensors
     sizes = [SIZES[i % len(SIZES)] for i in range(count)]
     params = [rand((n,), np.float32) for n in sizes]
@@ -126,10 +128,10 @@ def test_adamw_update_multi_matches_per_tensor_and_torch(grad_dtype, on_device_s
     ms, vs = [rand((n,), np.float32, 0.1) for n in sizes], [cupy.abs(rand((n,), np.float32, 0.01)) for n in sizes]
     ref = [[f64(a) for a in arrays] for arrays in (params, ms, vs)]
     theirs = [[torch.from_dlpack(a).clone() for a in arrays] for arrays in (params, ms, vs)]
-    hyper = dict(lr=1e-3, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
-    step = cupy.asarray(7.0, np.float32) if on_device_step else 7
-    cuda.adamw_update_multi(params, grads, ms, vs, **hyper, step=step)
-    reference.adamw_update_multi(*ref[:1], [f64(g) for g in grads], *ref[1:], **hyper, step=7)
+    hyper = dict(beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1)
+    step, lr = (cupy.asarray(7.0, np.float32), cupy.asarray(1e-3, np.float64)) if scalars_on_device else (7, 1e-3)
+    cuda.adamw_update_multi(params, grads, ms, vs, lr=lr, **hyper, step=step)
+    reference.adamw_update_multi(*ref[:1], [f64(g) for g in grads], *ref[1:], lr=1e-3, **hyper, step=7)
     torch._fused_adamw_(*theirs[:1], [torch.from_dlpack(g).float() for g in grads], *theirs[1:], [],
                         [torch.tensor(7.0, device="cuda") for _ in sizes], lr=1e-3, beta1=0.9, beta2=0.95, weight_decay=0.1,
                         eps=1e-8, amsgrad=False, maximize=False)
@@ -192,19 +194,26 @@ def _run(captured, steps=6, config=GPT2_TINY, seed=0):
         opt.step()
         return loss
 
+    def next_batch(i):  # the inputs, and a learning rate that changes every step (a schedule)
+        idx.data[...], targets.data[...] = (cupy.asarray(a) for a in batches[i % 4])
+        for group in opt.param_groups:
+            group["lr"] = 3e-3 * (1 - i / steps)
+
     warmup = 2
     losses = []
     for i in range(warmup):  # the same warm-up steps on both sides
-        idx.data[...], targets.data[...] = (cupy.asarray(a) for a in batches[i % 4])
+        next_batch(i)
         losses.append(step().item())
     fn = tinyllm.cuda_graph.capture(step, warmup=0, optimizers=[opt]) if captured else step
     for i in range(warmup, steps):
-        idx.data[...], targets.data[...] = (cupy.asarray(a) for a in batches[i % 4])
+        next_batch(i)
         losses.append(fn().item())
     return np.array(losses), model, opt
 
 
 def test_captured_step_trains_like_the_eager_step():
+    """Losses and weights agree step for step, with the learning rate set anew before each step: the
+    replays read it from the device, where each replay first writes the param group's value."""
     eager, eager_model, eager_opt = _run(captured=False)
     graphed, graphed_model, graphed_opt = _run(captured=True)
     assert graphed[-1] < graphed[0], "the model should learn"

@@ -26,7 +26,9 @@ What a graph needs from the step, as in PyTorch:
   during a replay. tinyllm's training step has none (clip_grad_norm_ keeps the norm on the device;
   ids on the GPU are not range-checked);
 - state that changes from step to step kept on the device: AdamW(capturable=True) counts its steps
-  there. Python numbers are frozen at capture, so the learning rate is the one at capture time.
+  there, and keeps its learning rates there too, which each replay first copies from the param
+  groups (so `group["lr"] = schedule(step)` between replays works). Other Python numbers inside the
+  step are frozen at capture.
 
 Memory: everything the step allocates during capture comes from a memory pool of the graph's own, so
 no other array is ever handed a buffer that a replay writes into. Don't run the step eagerly between
@@ -45,7 +47,9 @@ class CapturedStep:
     def __call__(self):
         cupy = _cupy()
         current = cupy.cuda.get_current_stream()
-        self.stream.wait_event(current.record())  # after the inputs were refilled on the current stream
+        for opt in self.optimizers:
+            opt.write_learning_rates()
+        self.stream.wait_event(current.record())  # after the inputs and learning rates were written on the current stream
         self.graph.launch(stream=self.stream)
         current.wait_event(self.stream.record())  # the caller's next work sees the step's results
         for opt in self.optimizers:

@@ -57,6 +57,11 @@ def device_of(x):
     return "cuda" if _is_cupy(x) else "cpu"
 
 
+def is_capturing(x):
+    """Whether x is a GPU array and the current CUDA stream is recording a graph (tinyllm.cuda_graph)."""
+    return _is_cupy(x) and sys.modules["cupy"].cuda.get_current_stream().is_capturing()
+
+
 def array_module(x):
     """The library of array x: CuPy for a CuPy array, else NumPy."""
     return sys.modules["cupy"] if _is_cupy(x) else np

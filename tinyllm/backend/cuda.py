@@ -463,7 +463,8 @@ def embedding_backward(dy, idx, num_embeddings):
 def adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step):
     state = (param, exp_avg, exp_avg_sq)
     code = _code("adamw_update", grad)
-    if code is None or any(a.dtype != F32 or not a.flags.c_contiguous for a in state) or grad.shape != param.shape:
+    if (code is None or any(a.dtype != F32 or not a.flags.c_contiguous for a in state) or grad.shape != param.shape
+            or isinstance(lr, cupy.ndarray) or isinstance(step, cupy.ndarray)):  # device scalars: the fallback reads them there
         return _fallback.adamw_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step)
     g = _c(grad)
     _cuda.adamw_update(param.data.ptr, g.data.ptr, exp_avg.data.ptr, exp_avg_sq.data.ptr, param.size, float(lr),
@@ -481,17 +482,19 @@ def _list(name, *lists):
 
 
 def adamw_update_multi(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step):
-    """One launch for the whole list. step: a number, or a 0-d float32 device array (a captured step
-    reads its count from there at replay)."""
+    """One launch for the whole list. step: a number, or a 0-d float32 device array; lr: a number, or a
+    0-d float64 device array (a captured step reads its count and learning rate from there at replay)."""
     found = _list("adamw_update_multi", grads, params, exp_avgs, exp_avg_sqs)
-    on_device = isinstance(step, cupy.ndarray)
-    if found is None or any(p.shape != g.shape for p, g in zip(params, grads)) or (on_device and step.dtype != F32):
+    step_on_device, lr_on_device = isinstance(step, cupy.ndarray), isinstance(lr, cupy.ndarray)
+    if (found is None or any(p.shape != g.shape for p, g in zip(params, grads)) or (step_on_device and step.dtype != F32)
+            or (lr_on_device and lr.dtype != np.float64)):
         for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):  # each on its own kernel or fallback
             adamw_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
         return
     code, (g, p, m, v), sizes = found
-    _cuda.adamw_update_multi(p, g, m, v, sizes, float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
-                             0.0 if on_device else float(step), step.data.ptr if on_device else 0, code, _stream())
+    _cuda.adamw_update_multi(p, g, m, v, sizes, 0.0 if lr_on_device else float(lr), float(beta1), float(beta2), float(eps),
+                             float(weight_decay), 0.0 if step_on_device else float(step),
+                             step.data.ptr if step_on_device else 0, lr.data.ptr if lr_on_device else 0, code, _stream())
 
 
 def grad_norm(grads):
