@@ -9,10 +9,10 @@ With float16 the loss is scaled up before backward and a step with inf/NaN gradi
 is the loop (evaluate, log, checkpoint); pretraining's `Run` here, and SFT and DPO in tinyllm.align,
 are Trainers that say only how a step's loss is computed and how they are evaluated.
 
-`--device cuda` trains on the GPU (pretraining, SFT and DPO alike): the model and each batch live there, and the checkpoints are
-copied to the host, so they are the same files a CPU run writes. One thing is not in a checkpoint:
-the GPU's random generator (CuPy's) is not saved, so a GPU run with dropout resumes
-with other dropout masks than it would have drawn.
+`--device cuda` trains on the GPU (pretraining, SFT and DPO alike): the model and each batch live
+there, and the checkpoints are copied to the host, so they are the same files a CPU run writes. The
+GPU's random generator (CuPy's) is not in a checkpoint, so a GPU run with dropout resumes with other
+dropout masks than it would have drawn.
 
 A run directory holds everything about a run:
 
