@@ -2,8 +2,8 @@
 import json
 
 import numpy as np
-import pytest
 
+from run_checks import QUIET, interrupted_and_resumed
 from tinyllm.data.prepare import PrepareConfig, run_prepare
 from tinyllm.train import TrainConfig, train
 
@@ -41,40 +41,11 @@ def resume_matches_a_whole_run(trainer_class, train_fn, make_config, tmp_path, m
     """Train 6 steps straight, and 6 steps with a crash after step 4 and a resume (from the step-3
     checkpoint); the final weights must be identical. Returns the resumed run's metrics rows."""
     from tinyllm.checkpoint import latest_checkpoint, load_tensors
-    from tinyllm.train import read_metrics
-    quiet = dict(log=lambda *a: None, progress=False)
-    train_fn(make_config(tmp_path / "whole"), **quiet)
-    real_step = trainer_class.train_step
-
-    def crash_after_step_4(self):
-        if self.step == 4:
-            raise KeyboardInterrupt
-        return real_step(self)
-    monkeypatch.setattr(trainer_class, "train_step", crash_after_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        train_fn(make_config(tmp_path / "resumed"), **quiet)
-    monkeypatch.setattr(trainer_class, "train_step", real_step)
-    train_fn(make_config(tmp_path / "resumed"), **quiet)
+    train_fn(make_config(tmp_path / "whole"), **QUIET)
+    rows = interrupted_and_resumed(trainer_class, train_fn, make_config(tmp_path / "resumed"), monkeypatch)
     whole, resumed = (load_tensors(latest_checkpoint(tmp_path / r) / "model.safetensors") for r in ("whole", "resumed"))
     assert whole.keys() == resumed.keys()
     for name in whole:
         np.testing.assert_array_equal(whole[name], resumed[name])
-    rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     return rows
-
-
-def gpu_run_matches_cpu_run(train_fn, make_config, tmp_path, keys, rtol=1e-4, atol=1e-6):
-    """The same run on the host and on the GPU: each step's metrics in keys agree to rtol / atol (the
-    GPU's kernels sum in other orders than the host's), and the GPU run's checkpoint loads as a host model."""
-    from tinyllm.sample import load_run_model
-    from tinyllm.train import read_metrics
-    for device in ("cpu", "cuda"):
-        train_fn(make_config(tmp_path / device, device=device), log=lambda *a: None, progress=False)
-    cpu, gpu = (read_metrics(tmp_path / device / "metrics.jsonl") for device in ("cpu", "cuda"))
-    assert [r["step"] for r in gpu] == [r["step"] for r in cpu]
-    for key in keys:
-        np.testing.assert_allclose([r.get(key, np.nan) for r in gpu], [r.get(key, np.nan) for r in cpu], rtol=rtol, atol=atol,
-                                   err_msg=key)
-    model, _ = load_run_model(tmp_path / "cuda")
-    assert all(p.device == "cpu" for p in model.parameters())

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
-from align_runs import gpu_run_matches_cpu_run, pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
+from align_runs import pretrained_run, resume_matches_a_whole_run, reverse_task, write_jsonl  # noqa: E402
+from run_checks import gpu_run_matches_cpu_run  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.align.data import encode_pair, pad_batch  # noqa: E402
 from tinyllm.align.dpo_train import DPOConfig, DPORun, dpo  # noqa: E402

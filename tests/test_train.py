@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
-from align_runs import gpu_run_matches_cpu_run  # noqa: E402
+from run_checks import gpu_run_matches_cpu_run, interrupted_and_resumed  # noqa: E402
 from tinyllm import cli  # noqa: E402
 from tinyllm.data.prepare import PrepareConfig, run_prepare  # noqa: E402
 from tinyllm.train import Run, TrainConfig, load_config_file, read_metrics, train  # noqa: E402
@@ -35,27 +35,12 @@ def config(data, out, **changes):
     return TrainConfig(**{**values, **changes})
 
 
-def interrupted_and_resumed(data, out, monkeypatch, **changes):
-    """The metrics of a run stopped by a crash in its step 5 and started again (resuming at step 3)."""
-    real_step = Run.train_step
-
-    def crash_after_step_4(self):
-        if self.step == 4:
-            raise KeyboardInterrupt
-        return real_step(self)
-    monkeypatch.setattr(Run, "train_step", crash_after_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        train(config(data, out, **changes), progress=False, log=lambda *a: None)
-    monkeypatch.setattr(Run, "train_step", real_step)
-    train(config(data, out, **changes), progress=False, log=lambda *a: None)  # resumes from the step-3 checkpoint
-    return read_metrics(out / "metrics.jsonl")
-
-
 def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_path, monkeypatch):
     train(config(data, tmp_path / "whole", model_overrides={**TINY, "dropout": 0.1}), progress=False, log=lambda *a: None)
     whole = read_metrics(tmp_path / "whole" / "metrics.jsonl")
 
-    resumed = interrupted_and_resumed(data, tmp_path / "resumed", monkeypatch, model_overrides={**TINY, "dropout": 0.1})
+    resumed = interrupted_and_resumed(Run, train, config(data, tmp_path / "resumed", model_overrides={**TINY, "dropout": 0.1}),
+                                      monkeypatch)
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
     for a, b in zip(whole, resumed):
         assert a["loss"] == b["loss"] and a["grad_norm"] == b["grad_norm"] and a.get("val_loss") == b.get("val_loss")
@@ -64,7 +49,7 @@ def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_p
 @pytest.mark.cuda
 def test_a_gpu_run_trains_as_the_cpu_run_and_resumes(data, tmp_path, monkeypatch):
     gpu_run_matches_cpu_run(train, lambda out, **device: config(data, out, **device), tmp_path, ("loss", "grad_norm", "val_loss"))
-    resumed = interrupted_and_resumed(data, tmp_path / "resumed", monkeypatch, device="cuda")
+    resumed = interrupted_and_resumed(Run, train, config(data, tmp_path / "resumed", device="cuda"), monkeypatch)
     whole = read_metrics(tmp_path / "cuda" / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
     for key in ("loss", "grad_norm", "val_loss"):
