@@ -1,6 +1,7 @@
 """DPO training: sequence log-probabilities over the answer only, log 2 at step 0, exact resume."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -28,6 +29,16 @@ def pairs(base):
     records = [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in tasks]
     records[0]["prompt"] = [{"role": "system", "content": "be brief"}, {"role": "user", "content": tasks[0][0]}]
     return write_jsonl(base.parent / "pairs.jsonl", records[:16]), write_jsonl(base.parent / "pairs_val.jsonl", records[16:])
+
+
+@pytest.fixture(scope="module")
+def sft_with_dropout(base):
+    """A copy of the base run whose model has dropout 0.5."""
+    run = shutil.copytree(base, base.parent / "with_dropout")
+    values = json.loads((run / "config.json").read_text())
+    values["model"]["dropout"] = 0.5
+    (run / "config.json").write_text(json.dumps(values))
+    return run
 
 
 def config(base, pairs, out, **changes):
@@ -89,6 +100,24 @@ def test_the_first_step_has_loss_exactly_log_2_zero_rewards_and_kl(base, pairs, 
     np.testing.assert_array_equal(run.pair_logps(run.model, run.val_pairs), run.pair_logps(run.reference, run.val_pairs))
 
 
+def test_the_policy_trains_without_the_sft_models_dropout_unless_told_to_keep_it(sft_with_dropout, pairs, tmp_path):
+    run = DPORun(config(sft_with_dropout, pairs, tmp_path / "off"))
+    assert run.model.config.dropout == 0.0
+    row = run.forward_backward()
+    assert row["loss"] == pytest.approx(math.log(2), rel=1e-7) and row["rewards/chosen"] == row["kl"] == 0.0  # policy == reference
+    kept = DPORun(config(sft_with_dropout, pairs, tmp_path / "kept", disable_dropout=False))
+    assert kept.model.config.dropout == 0.5
+    row = kept.forward_backward()
+    assert row["rewards/chosen"] != 0.0 and row["kl"] > 0.0  # dropout's noise in the rewards
+
+
+def test_pair_logps_are_measured_without_dropout_and_keep_the_models_mode(sft_with_dropout, pairs, tmp_path):
+    run = DPORun(config(sft_with_dropout, pairs, tmp_path / "kept", disable_dropout=False))
+    assert run.model.training
+    np.testing.assert_array_equal(run.pair_logps(run.model, run.val_pairs), run.pair_logps(run.reference, run.val_pairs))
+    assert run.model.training
+
+
 def test_rpo_adds_alpha_times_the_chosen_answers_nll_per_token(base, pairs, tmp_path):
     run = DPORun(config(base, pairs, tmp_path / "rpo", rpo_alpha=0.5))
     batch = run.train_pairs[:4]
@@ -122,5 +151,7 @@ def test_dpo_from_the_command_line(base, pairs, tmp_path):
             "--beta", "0.5", "--loss-type", "ipo", "--no-progress"]
     assert cli.main(args) == 0
     saved = json.loads((out / "config.json").read_text())
-    assert saved["dpo"]["beta"] == 0.5 and saved["dpo"]["loss_type"] == "ipo"
+    assert saved["dpo"]["beta"] == 0.5 and saved["dpo"]["loss_type"] == "ipo" and saved["dpo"]["disable_dropout"]
+    assert cli.main(args + ["--keep-dropout", "--out", str(tmp_path / "kept")]) == 0
+    assert not json.loads((tmp_path / "kept" / "config.json").read_text())["dpo"]["disable_dropout"]
     assert cli.main(args[:-1] + ["--loss-type", "hinge", "--out", str(tmp_path / "x")]) == 1

@@ -13,13 +13,15 @@ from .tokenizer import BPETokenizer
 EOT = "<|endoftext|>"
 
 
-def load_run_model(run_dir):
-    """(model, tokenizer) of a training run, with the weights of its newest checkpoint."""
+def load_run_model(run_dir, **model_changes):
+    """(model, tokenizer) of a training run, with the weights of its newest checkpoint.
+
+    model_changes: GPTConfig fields to change that leave the weights' shapes as they are (dropout=0.0)."""
     run_dir = pathlib.Path(run_dir)
     config_file = run_dir / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{run_dir}: not a training run (no config.json)")
-    model = GPT(GPTConfig(**json.loads(config_file.read_text())["model"]))
+    model = GPT(GPTConfig(**{**json.loads(config_file.read_text())["model"], **model_changes}))
     folder = checkpoint.latest_checkpoint(run_dir)
     if folder is None:
         raise ValueError(f"{run_dir}: the run has no checkpoint yet")

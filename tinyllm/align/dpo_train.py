@@ -27,6 +27,10 @@ token) to the loss, as TRL's rpo_alpha (Pang et al. 2024, "Iterative Reasoning P
 Optimization"): DPO alone only widens the gap between the two answers, and can do so by making both
 less likely, which a greedy decoder then feels; the NLL term keeps the chosen answer likely. Logged
 as nll_loss.
+
+The policy trains without dropout (disable_dropout, as TRL's default; --keep-dropout keeps the SFT
+model's): with it, a pair's reward log pi - log ref would be dropout's noise as much as the policy's
+change, and at step 0 policy and reference would not be the same function.
 """
 import dataclasses
 
@@ -50,6 +54,7 @@ class DPOConfig(LoopConfig):
     label_smoothing: float = 0.0
     loss_type: str = "sigmoid"
     rpo_alpha: float = 0.0     # weight of the chosen answers' NLL added to the loss (0: plain DPO)
+    disable_dropout: bool = True  # train the policy without the SFT model's dropout, as TRL does
     batch_size: int = 16
     max_steps: int = 200
     lr: float = 1e-4
@@ -79,7 +84,7 @@ class DPORun(Trainer):
         if config.rpo_alpha < 0:
             raise ValueError(f"--rpo-alpha must be >= 0, got {config.rpo_alpha}")
         random.manual_seed(config.seed)
-        self.model, self.tokenizer = load_chat_model(config.sft)
+        self.model, self.tokenizer = load_chat_model(config.sft, **({"dropout": 0.0} if config.disable_dropout else {}))
         self.reference, _ = load_chat_model(config.sft)
         self.model.to(self.device)
         self.reference.to(self.device).eval().requires_grad_(False)
@@ -101,12 +106,16 @@ class DPORun(Trainer):
 
     @no_grad()
     def pair_logps(self, model, pairs):
-        """(len(pairs), 2) log-probabilities of each pair's chosen and rejected answer under model."""
+        """(len(pairs), 2) log-probabilities of each pair's chosen and rejected answer under model, in
+        evaluation mode (no dropout), as the held-out metrics; the model's mode is kept."""
         out = np.zeros((len(pairs), 2))
+        was_training = model.training
+        model.eval()
         for start, batch in held_out_batches(pairs, self.config.batch_size, len(pairs)):
             inputs, targets = pad_batch([c for c, _ in batch] + [r for _, r in batch])
             with amp.autocast(self.config.dtype):
                 out[start:start + len(batch)] = sequence_logps(model, self.on_device(inputs), targets).numpy().reshape(2, -1).T
+        model.train(was_training)
         return out
 
     # ------------------------------------------------------------------ training
@@ -167,5 +176,7 @@ def add_commands(subparsers):
     p.add_argument("--data", required=True, help="JSONL of prompt / chosen / rejected (strings or message lists)")
     p.add_argument("--val", help="held-out pairs in the same format")
     add_config_flags(p, DPOConfig, skip=("sft", "data", "val", "beta1", "beta2", "log_interval"))
+    p.add_argument("--keep-dropout", dest="disable_dropout", action="store_false",
+                   help="train the policy with the SFT model's dropout (default: without, as TRL)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=lambda args: dpo(DPOConfig(**flag_values(args, DPOConfig)), progress=not args.no_progress) and None)

@@ -39,10 +39,10 @@ class SFTConfig(LoopConfig):
     checkpoint_interval: int = 100
 
 
-def load_chat_model(run_dir):
+def load_chat_model(run_dir, **model_changes):
     """(model, tokenizer) of a run, in training mode, with the chat markers in the tokenizer and rows
-    for them in the model (added if the run lacks them)."""
-    model, tokenizer = load_run_model(run_dir)
+    for them in the model (added if the run lacks them); model_changes as load_run_model's."""
+    model, tokenizer = load_run_model(run_dir, **model_changes)
     tokenizer = add_chat_tokens(tokenizer)
     if tokenizer.vocab_size > model.config.vocab_size:
         model.resize_token_embeddings(tokenizer.vocab_size)
