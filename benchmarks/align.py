@@ -3,7 +3,7 @@ instruction tasks, with greedy answer accuracy after each stage and held-out pre
 before and after DPO.
 
     python -m tinyllm quickstart                   # once: the pretrained base, runs/quickstart
-    python benchmarks/align.py [--base runs/quickstart] [--out runs/align-demo] [--rejected model|task]
+    python benchmarks/align.py [--base runs/quickstart] [--out runs/align-demo] [--rejected model|task] [--device cuda]
 
 The bar (2 CPU cores): held-out preference accuracy from about 0.5 to at least 0.9 with DPO, DPO's
 greedy answer accuracy above SFT's, and SFT + DPO in under 10 minutes. Prints the table and writes
@@ -26,9 +26,10 @@ def main():
     parser.add_argument("--out", default="runs/align-demo")
     parser.add_argument("--rejected", choices=("model", "task"), default=DEMO["rejected"],
                         help="DPO's rejected answers: the SFT model's own mistakes (default) or the tasks' made-up ones")
+    parser.add_argument("--device", default="cpu", help="cpu (default; the bar's figures) or cuda")
     parser.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results", "align.json"))
     args = parser.parse_args()
-    results = align_demo(args.base, args.out, progress=False, rejected=args.rejected)
+    results = align_demo(args.base, args.out, progress=False, device=args.device, rejected=args.rejected)
     atomic_write_json(args.json, {**results, "cpu_count": os.cpu_count()})
     print(f"wrote {args.json}")
 

@@ -1,5 +1,6 @@
-"""A tiny pretrained run and tiny chat data, for the SFT and DPO tests."""
+"""A tiny pretrained run, tiny chat data and made-up plays, for the alignment tests."""
 import json
+import random
 
 import numpy as np
 
@@ -11,15 +12,15 @@ WORDS = "the king queen lord lady speak love night day sword crown fair foul hea
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32}
 
 
-def pretrained_run(folder):
-    """A 1-layer GPT trained for 2 steps on random words, in folder/base."""
+def pretrained_run(folder, **model_changes):
+    """A 1-layer GPT (TINY, with model_changes) trained for 2 steps on random words, in folder/base."""
     rng = np.random.default_rng(0)
     corpus = folder / "corpus"
     corpus.mkdir()
     for i in range(4):
         (corpus / f"play{i}.txt").write_text("\n\n".join(" ".join(rng.choice(WORDS, 40)) + "." for _ in range(8)))
     run_prepare(PrepareConfig(out=folder / "data", inputs=(str(corpus),), vocab_size=300, progress=False), command="test")
-    train(TrainConfig(data=str(folder / "data"), out=str(folder / "base"), model="small", model_overrides=TINY,
+    train(TrainConfig(data=str(folder / "data"), out=str(folder / "base"), model="small", model_overrides={**TINY, **model_changes},
                       batch_size=4, max_steps=2, warmup_steps=1, eval_interval=2, eval_batches=1, checkpoint_interval=2),
           log=lambda *a: None, progress=False)
     return folder / "base"
@@ -49,3 +50,22 @@ def resume_matches_a_whole_run(trainer_class, train_fn, make_config, tmp_path, m
         np.testing.assert_array_equal(whole[name], resumed[name])
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     return rows
+
+
+PLAY_WORDS = ("crown sword night king queen love death ghost heaven earth blood honour grave tears rose "
+              "storm sea moon star fool duke lord lady heart soul eye hand word time day").split()
+
+
+def made_up_plays(n_plays=3, speakers=("Anna", "Boris", "Clara"), lines_each=60, seed=0):
+    """Plays in the corpus's layout (speaker's name alone on a line, then the speech), of made-up lines
+    of 3 to 10 distinct words, so every task has lines to use in every split."""
+    rng = random.Random(seed)
+    plays = {}
+    for p in range(n_plays):
+        blocks = [f"THE PLAY OF {p}\n\nPERSONS: {', '.join(speakers)}.\n\nACT I."]
+        for i in range(lines_each):
+            words = rng.sample(PLAY_WORDS, rng.randint(3, 10))
+            words[0] = words[0].capitalize()
+            blocks.append(f"{speakers[i % len(speakers)].upper()}.\n{' '.join(words)}.")
+        plays[f"Play {'ABC'[p]}"] = "\n\n".join(blocks) + "\n"
+    return plays

@@ -1,7 +1,6 @@
 """The demonstration tasks: lines parsed from plays, reproducible files, checkers that tell the right
 answer from the wrong one, evaluation lines kept out of training, and greedy answers scored."""
 import json
-import random
 import re
 from collections import Counter
 
@@ -11,34 +10,16 @@ import pytest
 pytest.importorskip("tinyllm._C", reason="the tokenizer needs the compiled module")
 
 import tinyllm  # noqa: E402
+from align_runs import made_up_plays  # noqa: E402
 from tinyllm.align import tasks  # noqa: E402
 from tinyllm.align.template import END, add_chat_tokens, encode_prompt  # noqa: E402
 from tinyllm.models.gpt import GPT, GPTConfig  # noqa: E402
 from tinyllm.tokenizer import BPETokenizer  # noqa: E402
 
 FILES = ("sft_train.jsonl", "sft_val.jsonl", "dpo_train.jsonl", "dpo_val.jsonl", "eval.jsonl")
-WORDS = ("crown sword night king queen love death ghost heaven earth blood honour grave tears rose "
-         "storm sea moon star fool duke lord lady heart soul eye hand word time day").split()
-
-
-def _plays(n_plays=3, speakers=("Anna", "Boris", "Clara"), lines_each=60, seed=0):
-    """Plays in the corpus's layout (speaker's name alone on a line, then the speech), of made-up lines
-    of 3 to 10 distinct words, so every task has lines to use in every split."""
-    rng = random.Random(seed)
-    plays = {}
-    for p in range(n_plays):
-        blocks = [f"THE PLAY OF {p}\n\nPERSONS: {', '.join(speakers)}.\n\nACT I."]
-        for i in range(lines_each):
-            words = rng.sample(WORDS, rng.randint(3, 10))
-            words[0] = words[0].capitalize()
-            blocks.append(f"{speakers[i % len(speakers)].upper()}.\n{' '.join(words)}.")
-        plays[f"Play {'ABC'[p]}"] = "\n\n".join(blocks) + "\n"
-    return plays
-
-
 @pytest.fixture(scope="module")
 def texts():
-    return _plays()
+    return made_up_plays()
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ import numpy as np
 from . import amp, checkpoint, random
 from .atomic import atomic_write_json, atomic_write_text
 from .autograd import no_grad
-from .backend.array import as_device, cupy
+from .backend.array import usable_device
 from .creation import tensor
 from .data.loader import TrainLoader, eval_batches
 from .data.prepare import split_shards
@@ -110,9 +110,7 @@ class Trainer:
     def __init__(self, config):
         self.config = config
         self.dir = pathlib.Path(config.out)
-        self.device = as_device(config.device)  # the subclass puts its model(s) there
-        if self.device == "cuda":
-            cupy()  # a clear error now where CuPy or a GPU is missing, not at the first step
+        self.device = usable_device(config.device)  # the subclass puts its model(s) there; checked now, not at the first step
         self.scaler = amp.GradScaler(enabled=config.dtype == "float16")
         self.step = 0
 

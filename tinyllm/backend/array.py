@@ -23,6 +23,14 @@ def as_device(device):
     return kind
 
 
+def usable_device(device):
+    """as_device(device), checked now: "cuda" gives a clear error where CuPy or a GPU is missing."""
+    device = as_device(device)
+    if device == "cuda":
+        cupy()
+    return device
+
+
 def is_device_name(value):
     return isinstance(value, str) and value.partition(":")[0] in DEVICES
 
