@@ -23,9 +23,7 @@ def base(tmp_path_factory):
 
 def task_data(out):
     """The demo's task files, from made-up plays (the demo makes them from Shakespeare when absent)."""
-    dpo = SETTINGS["dpo"]
-    tasks.build_datasets(out / "data", seed=0, n_train=36, n_dpo=dpo["max_steps"] * dpo["batch_size"], n_val=N_VAL, n_eval=18,
-                         texts=made_up_plays())
+    tasks.build_datasets(out / "data", seed=0, n_train=36, n_val=N_VAL, n_eval=18, texts=made_up_plays())
     return out
 
 

