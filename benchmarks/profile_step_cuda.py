@@ -69,7 +69,8 @@ def instrument():
 
 
 def step(model, opt, idx, targets):
-    return train_step(tinyllm, model, opt, idx, targets, lambda: tinyllm.amp.autocast(tinyllm.bfloat16))
+    return train_step(tinyllm, model, opt, tinyllm.amp.GradScaler(enabled=False), idx, targets,
+                      lambda: tinyllm.amp.autocast(tinyllm.bfloat16))
 
 
 def main():

@@ -3,9 +3,11 @@
     python benchmarks/train.py                                  # CPU: the small and medium presets, float32
     python benchmarks/train.py --preset small --steps 10
     python benchmarks/train.py --device cuda                    # GPU: gpt2 (124M), small, medium; bfloat16 autocast
+    python benchmarks/train.py --device cuda --dtype float16    # float16 autocast with loss scaling (GradScaler)
 
 A step is what the training loop does: zero the gradients, forward with the loss, backward, clip the
-global gradient norm to 1.0, and one AdamW step. Both models get the same configuration, the same
+global gradient norm to 1.0, and one AdamW step; in float16, through each library's GradScaler (the
+loss scaled, the gradients unscaled and checked for inf/NaN before clipping, the step skipped on one). Both models get the same configuration, the same
 weights (copied from ours) and the same batch of random token ids. Steps alternate between the two
 libraries (ours, PyTorch, ours, ...) so both see the same machine load, and each figure is the median
 step time after warm-up steps. tokens/s = batch_size * block_size / step time; `ours/torch` > 1 means
@@ -43,16 +45,20 @@ from torch_gpt import TorchGPT  # noqa: E402
 PRESETS = {"small": (16, {}), "medium": (8, {}), "gpt2": (16, {"vocab_size": 50304})}  # preset -> batch size, overrides
 DEFAULT_PRESETS = {"cpu": ["small", "medium"], "cuda": ["gpt2", "small", "medium"]}
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16 autocast", "float16": "float16 autocast, GradScaler"}
 
 
-def train_step(lib, model, optimizer, idx, targets, autocast):
-    """One step, written once for both libraries (tinyllm mirrors PyTorch's API); returns the loss Tensor."""
+def train_step(lib, model, optimizer, scaler, idx, targets, autocast):
+    """One step, written once for both libraries (tinyllm mirrors PyTorch's API); returns the loss Tensor.
+    A disabled scaler (all but float16) passes the loss and the step through."""
     optimizer.zero_grad(set_to_none=True)
     with autocast():
         _, loss = model(idx, targets)
-    loss.backward()
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
     lib.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
+    scaler.step(optimizer)
+    scaler.update()
     return loss
 
 
@@ -65,7 +71,7 @@ def synchronizer(device):
     return lambda: (cupy.cuda.Device().synchronize(), torch.cuda.synchronize())
 
 
-def bench(preset, device, low_precision, steps, warmup, cuda_graph=False, torch_compile=False):
+def bench(preset, device, dtype, steps, warmup, cuda_graph=False, torch_compile=False):
     batch_size, overrides = PRESETS[preset]
     config = GPTConfig.from_preset(preset, **overrides)
     ours = GPT(config)
@@ -81,10 +87,13 @@ def bench(preset, device, low_precision, steps, warmup, cuda_graph=False, torch_
     rng = np.random.default_rng(0)
     idx = rng.integers(0, config.vocab_size, (batch_size, config.block_size))
     targets = rng.integers(0, config.vocab_size, (batch_size, config.block_size))
-    our_autocast = lambda: tinyllm.amp.autocast(tinyllm.bfloat16 if low_precision else None)
-    their_autocast = lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=low_precision)
-    mine = (tinyllm, ours, our_opt, tinyllm.tensor(idx, device=device), tinyllm.tensor(targets, device=device), our_autocast)
-    peer = (torch, theirs, their_opt, torch.tensor(idx, device=device), torch.tensor(targets, device=device), their_autocast)
+    our_autocast = lambda: tinyllm.amp.autocast(dtype)
+    their_autocast = lambda: torch.autocast(device, dtype=getattr(torch, dtype), enabled=dtype != "float32")
+    scaled = dtype == "float16"
+    mine = (tinyllm, ours, our_opt, tinyllm.amp.GradScaler(enabled=scaled), tinyllm.tensor(idx, device=device),
+            tinyllm.tensor(targets, device=device), our_autocast)
+    peer = (torch, theirs, their_opt, torch.amp.GradScaler(device, enabled=scaled), torch.tensor(idx, device=device),
+            torch.tensor(targets, device=device), their_autocast)
     our_step, their_step = (lambda: train_step(*mine)), (lambda: train_step(*peer))
     if cuda_graph:  # warm-up steps, then one capture; each call replays the whole step
         our_step = tinyllm.cuda_graph.capture(our_step, optimizers=[our_opt])
@@ -104,7 +113,7 @@ def bench(preset, device, low_precision, steps, warmup, cuda_graph=False, torch_
             losses[name].append(loss)
     tokens = batch_size * config.block_size
     ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
-    return {"preset": preset, "device": device, "dtype": "bfloat16 autocast" if low_precision else "float32",
+    return {"preset": preset, "device": device, "dtype": DTYPES[dtype],
             "cuda_graph": cuda_graph, "peer": "torch.compile" if torch_compile else "torch eager",
             "batch_size": batch_size, "block_size": config.block_size, "n_layer": config.n_layer,
             "n_embd": config.n_embd, "n_head": config.n_head, "vocab_size": config.vocab_size,
@@ -118,14 +127,18 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--preset", choices=sorted(PRESETS), action="append",
                         help="default: small and medium on the CPU, gpt2, small and medium on the GPU")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="bfloat16: autocast (default on the GPU)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="bfloat16 (default on the GPU): autocast; float16: autocast "
+                        "and loss scaling")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per library")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cuda-graph", action="store_true", help="capture our whole step in a CUDA graph (tinyllm.cuda_graph)")
     parser.add_argument("--torch-compile", action="store_true", help="the peer is torch.compile(model) instead of eager")
     parser.add_argument("--out", help="default: benchmarks/results/train.json, or train_cuda.json for the GPU")
     args = parser.parse_args()
-    low_precision = (args.dtype or ("bfloat16" if args.device == "cuda" else "float32")) == "bfloat16"
+    dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
+    if dtype == "float16" and args.cuda_graph:
+        parser.error("--cuda-graph with float16: the GradScaler decides on the host whether to skip a step, "
+                     "which a captured graph cannot")
     out = args.out or os.path.join(RESULTS, "train.json" if args.device == "cpu" else "train_cuda.json")
     rows = []
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, {os.cpu_count()} cores, "
@@ -136,11 +149,11 @@ def main():
         fallbacks = [name for name in cpu.CONTRACT if name not in cuda.native_kernels()]
         print(f"GPU: {torch.cuda.get_device_name()}; cupy {cuda.cupy.__version__}; GEMM {cuda.GEMM}; "
               f"kernels on the CuPy fallback: {', '.join(fallbacks) or 'none'}")
-    print(f"dtype: {'bfloat16 autocast' if low_precision else 'float32'}; ours {'captured in a CUDA graph' if args.cuda_graph else 'eager'}; "
+    print(f"dtype: {DTYPES[dtype]}; ours {'captured in a CUDA graph' if args.cuda_graph else 'eager'}; "
           f"peer: {'torch.compile' if args.torch_compile else 'torch eager'}\n")
     print(f"{'preset':<8} {'config':<26} {'ours ms':>9} {'torch ms':>9} {'ours tok/s':>11} {'torch tok/s':>12} {'ours/torch':>11}")
     for preset in args.preset or DEFAULT_PRESETS[args.device]:
-        row = bench(preset, args.device, low_precision, args.steps, args.warmup, args.cuda_graph, args.torch_compile)
+        row = bench(preset, args.device, dtype, args.steps, args.warmup, args.cuda_graph, args.torch_compile)
         rows.append(row)
         config = f"d{row['n_embd']} L{row['n_layer']} H{row['n_head']} T{row['block_size']} B{row['batch_size']}"
         print(f"{preset:<8} {config:<26} {row['ours_ms']:>9.1f} {row['torch_ms']:>9.1f} {row['ours_tokens_per_s']:>11,.0f} "
