@@ -76,7 +76,8 @@ void adamw_update(uintptr_t param, uintptr_t grad, uintptr_t exp_avg, uintptr_t 
 
 // multi_tensor.cu: lists of tensors (pointers and sizes) in one launch each. grads are T; params,
 // exp_avgs, exp_avg_sqs float32; norm a float32 scalar; scratch grad_norm_scratch_floats(sizes) floats.
-// clip_grads multiplies every gradient by min(1, max_norm / (*norm + 1e-6)). step_ptr, when not 0,
+// clip_grads multiplies every gradient by min(1, max_norm / (*norm + 1e-6)); unscale_grads by inv_scale,
+// setting the float32 *found_inf to 1 where a result is inf or NaN. step_ptr, when not 0,
 // points at a float32 step count on the device that replaces step, lr_ptr if not 0 at a float64 learning
 // rate there that replaces lr (for a captured step).
 int64_t grad_norm_scratch_floats(const std::vector<int64_t>& sizes);
@@ -84,6 +85,8 @@ void grad_norm(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& 
                DType dt, uintptr_t stream);
 void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t norm, float max_norm,
                 DType dt, uintptr_t stream);
+void unscale_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, float inv_scale,
+                   uintptr_t found_inf, DType dt, uintptr_t stream);
 void adamw_update_multi(const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,
                         const std::vector<uintptr_t>& exp_avgs, const std::vector<uintptr_t>& exp_avg_sqs,
                         const std::vector<int64_t>& sizes, double lr, double beta1, double beta2, double eps,

@@ -102,6 +102,10 @@ PYBIND11_MODULE(_cuda, m) {
                           uintptr_t norm, int dt, uintptr_t stream) { grad_norm(g, sizes, scratch, norm, dtype(dt), stream); });
     m.def("clip_grads", [](const std::vector<uintptr_t>& g, const std::vector<int64_t>& sizes, uintptr_t norm,
                            float max_norm, int dt, uintptr_t stream) { clip_grads(g, sizes, norm, max_norm, dtype(dt), stream); });
+    m.def("unscale_grads", [](const std::vector<uintptr_t>& g, const std::vector<int64_t>& sizes, float inv_scale,
+                              uintptr_t found_inf, int dt, uintptr_t stream) {
+        unscale_grads(g, sizes, inv_scale, found_inf, dtype(dt), stream);
+    });
     m.def("adamw_update_multi", [](const std::vector<uintptr_t>& p, const std::vector<uintptr_t>& g,
                                    const std::vector<uintptr_t>& m1, const std::vector<uintptr_t>& m2,
                                    const std::vector<int64_t>& sizes, double lr, double b1, double b2, double eps,

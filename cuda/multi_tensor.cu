@@ -1,6 +1,6 @@
-// Kernels over many tensors in one launch, for the end of a training step: the global norm of all
-// gradients (for clipping), scaling them all by the clip coefficient, and the AdamW update of all
-// parameters. One launch per list instead of one per tensor: GPT-2 124M has 148 parameters, so the
+// Kernels over many tensors in one launch, for the end of a training step: unscaling all gradients
+// with the inf/NaN check of loss scaling, the global norm of all gradients (for clipping), scaling
+// them all by the clip coefficient, and the AdamW update of all parameters. One launch per list instead of one per tensor: GPT-2 124M has 148 parameters, so the
 // per-tensor versions cost ~150 launches each (and their reductions, one host read). The one-tensor
 // adamw_update is a list of one.
 //
@@ -63,6 +63,31 @@ template <typename T, int K, typename F> __device__ __forceinline__ int for_chun
     return t;
 }
 
+// ---- scaling every gradient: loss scaling's unscale, and clipping -----------------------------
+// g *= coef (in float32), coef = min(1, max_norm / (*norm + 1e-6)) when norm is given (clipping, the
+// norm read on the device), else `scale` (1 / the loss scale). With found_inf, *found_inf = 1 where a
+// result is inf or NaN: every block that sees one writes the same 1, so the race is harmless, and the
+// flag is otherwise left as it was.
+
+template <typename T> __global__ void scale_kernel(const __grid_constant__ TensorList<1> l, float scale, const float* norm,
+                                                   float max_norm, float* found_inf) {
+    const float coef = norm ? fminf(1.0f, max_norm / (*norm + 1e-6f)) : scale;
+    bool nonfinite = false;
+    for_chunk<T>(l, [&](int t, int64_t i, auto v) {
+        constexpr int V = decltype(v)::value;
+        T* g = static_cast<T*>(l.ptr[0][t]) + i;
+        float x[V];
+        load<T, V>(g, x);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            x[k] *= coef;
+            nonfinite |= !isfinite(x[k]);
+        }
+        store<T, V>(g, x);
+    });
+    if (found_inf && __syncthreads_or(nonfinite) && threadIdx.x == 0) *found_inf = 1.0f;  // found_inf: the same in every thread
+}
+
 // ---- global gradient norm ------------------------------------------------------------------
 
 template <typename T> __global__ void sum_squares_kernel(const __grid_constant__ TensorList<1> l, float* partials) {
@@ -88,18 +113,6 @@ __global__ void sqrt_of_sum_kernel(const float* partials, int n, float* norm) {
     if (threadIdx.x == 0) *norm = sqrtf(s);
 }
 
-template <typename T> __global__ void clip_kernel(const __grid_constant__ TensorList<1> l, const float* norm, float max_norm) {
-    const float coef = fminf(1.0f, max_norm / (*norm + 1e-6f));
-    for_chunk<T>(l, [&](int t, int64_t i, auto v) {
-        constexpr int V = decltype(v)::value;
-        T* g = static_cast<T*>(l.ptr[0][t]) + i;
-        float x[V];
-        load<T, V>(g, x);
-#pragma unroll
-        for (int k = 0; k < V; k++) x[k] *= coef;
-        store<T, V>(g, x);
-    });
-}
 
 // ---- AdamW ----------------------------------------------------------------------------------
 // The step count t and the learning rate come from the host (step_value, lr_value) or, for a captured
@@ -189,14 +202,25 @@ void grad_norm(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& 
     CUDA_CHECK_LAUNCH();
 }
 
-void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t norm, float max_norm,
-                DType dt, uintptr_t stream) {
+static void scale_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, float scale,
+                        uintptr_t norm, float max_norm, uintptr_t found_inf, DType dt, uintptr_t stream) {
     dispatch(dt, [&](auto tag) {
         using T = decltype(tag);
         for_each_launch<1>(&grads, sizes, [&](const TensorList<1>& l, int chunks, int) {
-            clip_kernel<T><<<chunks, kThreads, 0, as_stream(stream)>>>(l, (const float*)norm, max_norm);
+            scale_kernel<T><<<chunks, kThreads, 0, as_stream(stream)>>>(l, scale, (const float*)norm, max_norm,
+                                                                        (float*)found_inf);
         });
     });
+}
+
+void clip_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, uintptr_t norm, float max_norm,
+                DType dt, uintptr_t stream) {
+    scale_grads(grads, sizes, 1.0f, norm, max_norm, 0, dt, stream);
+}
+
+void unscale_grads(const std::vector<uintptr_t>& grads, const std::vector<int64_t>& sizes, float inv_scale,
+                   uintptr_t found_inf, DType dt, uintptr_t stream) {
+    scale_grads(grads, sizes, inv_scale, 0, 0.0f, found_inf, dt, stream);
 }
 
 void adamw_update_multi(const std::vector<uintptr_t>& params, const std::vector<uintptr_t>& grads,

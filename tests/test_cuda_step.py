@@ -1,5 +1,5 @@
-"""The training step on the GPU: its kernels (strided copies, casts, linear bias, RoPE, global gradient norm, clipping,
-multi-tensor AdamW) against the reference and PyTorch, the whole GPT's logits and every gradient
+"""The training step on the GPU: its kernels (strided copies, casts, linear bias, RoPE, loss scaling's unscale,
+global gradient norm, clipping, multi-tensor AdamW) against the reference and PyTorch, the whole GPT's logits and every gradient
 against PyTorch CUDA, and a step captured in a CUDA graph against the same step run eagerly.
 
 Tolerances as in test_cuda_kernels.py (||out - ref|| / ||ref||): float32 2e-5, bfloat16 1e-2. The GPT
@@ -89,6 +89,32 @@ def test_rope_forward_and_backward(dtype, shape):
     close(cuda.rope_forward(x, cos, sin), (tx * c2 + rotate_half(tx) * s2).cpu().numpy(), tol)
     close(cuda.rope_backward(x, cos, sin), reference.rope_backward(f64(x), f64(cos), f64(sin)), tol)
     assert "rope_forward" in cuda.native_kernels() and "rope_backward" in cuda.native_kernels()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nonfinite", [None, np.inf, np.nan])
+def test_unscale_grads_matches_the_reference_and_torch(dtype, nonfinite):
+    """170 tensors, more than one launch's 160, with the non-finite value (if any) in the second launch.
+    PyTorch's kernel (float32 and float16 only) also computes in float32 and rounds once to the storage
+    dtype: the same bits."""
+    grads = [rand((SIZES[i % len(SIZES)],), dtype) for i in range(170)]
+    if nonfinite is not None:
+        grads[165][SIZES[165 % len(SIZES)] // 2] = nonfinite
+    expected = [f64(g) / 1024 for g in grads]
+    theirs, their_flag = [torch.from_dlpack(g).clone() for g in grads], torch.zeros((), device="cuda")
+    found = cupy.zeros((), np.float32)
+    cuda.unscale_grads_(grads, 1 / 1024, found)
+    assert float(found) == (0.0 if nonfinite is None else 1.0)
+    for g, e in zip(grads, expected):
+        np.testing.assert_allclose(f64(g), e, rtol=TOL[np.dtype(dtype)], atol=1e-7)  # float16's subnormals
+    if dtype != dtypes.bfloat16:
+        torch._amp_foreach_non_finite_check_and_unscale_(theirs, their_flag, torch.tensor(1 / 1024, device="cuda"))
+        assert float(their_flag) == float(found)
+        for g, t in zip(grads, theirs):
+            np.testing.assert_array_equal(f64(g), t.double().cpu().numpy())
+    cuda.unscale_grads_(grads[:3], 1.0, found)  # finite gradients leave the flag as it was
+    assert float(found) == (0.0 if nonfinite is None else 1.0)
+    assert "unscale_grads" in dir(cuda._cuda)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,6 +1,6 @@
 """The kernels of a training step's end on the CPU backend, against PyTorch: the bias forward and
-backward of a linear layer (add_bias_, sum_rows), the global gradient norm and clipping, the
-multi-tensor AdamW (against the per-tensor one), and the id checks of embedding and cross-entropy.
+backward of a linear layer (add_bias_, sum_rows), loss scaling's unscale and inf/NaN check, the
+global gradient norm and clipping, the multi-tensor AdamW (against the per-tensor one), and the id checks of embedding and cross-entropy.
 The CUDA versions are tested against the same reference in test_cuda_step.py.
 """
 import numpy as np
@@ -24,6 +24,23 @@ def test_bias_forward_and_backward_match_torch(shape):
     y = x.copy()
     cpu.add_bias_(y, b)
     np.testing.assert_array_equal(y, (torch.tensor(x) + torch.tensor(b)).numpy())
+
+
+def test_unscale_grads_matches_torch_and_keeps_a_nonfinite_flag():
+    rng = np.random.default_rng(3)
+    grads = [randn(rng, n) * 1024 for n in (1, 3, 17, 1000)]
+    theirs, their_flag = [torch.tensor(g) for g in grads], torch.zeros(())
+    found = np.zeros((), np.float32)
+    cpu.unscale_grads_(grads, 1 / 1024, found)
+    torch._amp_foreach_non_finite_check_and_unscale_(theirs, their_flag, torch.tensor(1 / 1024))
+    assert float(found) == float(their_flag) == 0.0
+    for g, t in zip(grads, theirs):
+        np.testing.assert_array_equal(g, t.numpy())
+    grads[2][5] = np.inf
+    cpu.unscale_grads_(grads, 0.5, found)
+    assert float(found) == 1.0 and np.isinf(grads[2][5])
+    cpu.unscale_grads_(grads[:1], 0.5, found)  # finite gradients leave the flag as it was
+    assert float(found) == 1.0
 
 
 def test_grad_norm_and_clip_match_torch():

@@ -16,7 +16,9 @@ good steps in a row the scale is doubled again, so it hovers just under the over
 import contextlib
 import threading
 
-from . import dtypes
+import numpy as np
+
+from . import backend, dtypes
 from .backend.array import array_module
 
 _state = threading.local()
@@ -52,17 +54,16 @@ class GradScaler:
         return loss * self.scale_value if self.enabled else loss
 
     def unscale_(self, optimizer):
-        """Divide every gradient by the scale and note whether any is inf or NaN (one read from the
-        gradients' device for all of them)."""
+        """Divide every gradient by the scale and note whether any is inf or NaN: one multi-tensor
+        kernel on the GPU (backend unscale_grads_), and one read of its flag from the gradients' device."""
         if not self.enabled or self._found_inf is not None:
             return
         grads = [p.grad.data for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        for g in grads:
-            g *= 1.0 / self.scale_value
         self._found_inf = False
         if grads:
-            xp = array_module(grads[0])
-            self._found_inf = not bool(xp.stack([xp.isfinite(g).all() for g in grads]).all())
+            found_inf = array_module(grads[0]).zeros((), np.float32)
+            backend.for_array(grads[0]).unscale_grads_(grads, 1.0 / self.scale_value, found_inf)
+            self._found_inf = bool(found_inf)
 
     def step(self, optimizer):
         """optimizer.step() unless the gradients overflowed; returns False when the step was skipped."""

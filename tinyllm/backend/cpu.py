@@ -36,6 +36,7 @@ CONTRACT = (
 compute_dtype = reference.compute_dtype  # the C++ kernels are float32: half storage is upcast first
 # No C++ kernels for these (cheap on the CPU, or the host's own business):
 add_bias_, sum_rows, grad_norm, clip_grads_ = reference.add_bias_, reference.sum_rows, reference.grad_norm, reference.clip_grads_
+unscale_grads_ = reference.unscale_grads_
 cast, contiguous, check_ids, raise_pending_errors = reference.cast, reference.contiguous, reference.check_ids, reference.raise_pending_errors
 
 

@@ -515,6 +515,14 @@ def clip_grads_(grads, total_norm, max_norm):
     _cuda.clip_grads(ptrs, sizes, total_norm.data.ptr, float(max_norm), code, _stream())
 
 
+def unscale_grads_(grads, inv_scale, found_inf):
+    found = _list("unscale_grads", grads)
+    if found is None or found_inf.dtype != F32:
+        return _fallback.unscale_grads_(grads, inv_scale, found_inf)
+    code, (ptrs,), sizes = found
+    _cuda.unscale_grads(ptrs, sizes, float(inv_scale), found_inf.data.ptr, code, _stream())
+
+
 CHECK_IDS = os.environ.get("TINYLLM_CUDA_CHECK_IDS") == "1"
 
 
@@ -647,7 +655,7 @@ _fallback = types.SimpleNamespace(
         "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
         "add_layernorm_forward", "add_rmsnorm_forward",
         "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "sum_rows",
-        "grad_norm", "clip_grads_")},
+        "grad_norm", "clip_grads_", "unscale_grads_")},
     gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,
     attention_forward=_attention_forward, attention_backward=_attention_backward,
     cross_entropy_backward=_cross_entropy_backward, embedding_backward=_embedding_backward,
