@@ -12,8 +12,8 @@
 
 SFT and DPO are timed on their own (the bar: both together under 10 minutes on 2 CPU cores); DPO's
 time includes asking the SFT model for its answers. Making the task data and the greedy evaluations
-are not in that time. device="cuda" runs every stage on the GPU (the figures then differ from the
-CPU's in float rounding only; the bar is the CPU's).
+are not in that time. device="cuda" runs every stage on the GPU (its float rounding, amplified by
+training, gives other figures than the CPU's; the bar is the CPU's).
 """
 import json
 import pathlib
