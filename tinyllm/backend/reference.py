@@ -338,12 +338,12 @@ def clip_grads_(grads, total_norm, max_norm):
 def unscale_grads_(grads, inv_scale, found_inf):
     """g = g * inv_scale for every gradient, in place (computed in float32, stored in g's dtype), and
     found_inf set to 1 where any result is inf or NaN (a 0-d float32 array, left as it is otherwise):
-    the gradient half of loss scaling, as PyTorch's _amp_foreach_non_finite_check_and_unscale_."""
-    xp = array_module(found_inf)
+    the gradient half of loss scaling, as PyTorch's _amp_foreach_non_finite_check_and_unscale_. The
+    flag is updated where it lives, so on a GPU (CuPy arrays: the CUDA backend's fallback) the host
+    reads nothing until the caller reads the flag once."""
     for g in grads:
         g[...] = (g.astype(np.float32) * np.float32(inv_scale)).astype(g.dtype)
-        if not bool(xp.isfinite(g).all()):
-            found_inf[...] = 1.0
+        found_inf[...] = np.where(np.isfinite(g).all(), found_inf, np.float32(1.0))
 
 
 # ----------------------------------------------------------------------------------------------
