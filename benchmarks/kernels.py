@@ -188,6 +188,15 @@ def activation_rows(torch, N, d, rng):
     ]
 
 
+def dropout_rows(torch, N, d, rng):
+    """dropout at p = 0.1 on the MLP's hidden activations (B*T, 4d), forward (backward is the same kernel)."""
+    x = randn(rng, N * 4 * d)
+    tx = torch.from_numpy(x)
+    return [Row("dropout fwd", f"{N}x{4 * d}", lambda: cpu.dropout(x, 0.1, 1234, 0),
+                lambda: torch.nn.functional.dropout(tx, 0.1, training=True), lambda: reference.dropout(x, 0.1, 1234, 0),
+                ("dropout",))]
+
+
 def embedding_rows(torch, N, d, V, rng):
     """embedding backward: (B*T, d) gradient rows scattered into a (V, d) table."""
     dy, idx = randn(rng, N, d), rng.integers(0, V, N)
@@ -291,7 +300,7 @@ def main():
     N = B * T
     rows = (softmax_rows(torch, "softmax", (B * H * T, T), rng) + softmax_rows(torch, "log_softmax", (N, V), rng)
             + norm_rows(torch, N, d, rng) + cross_entropy_rows(torch, N, V, rng) + activation_rows(torch, N, d, rng)
-            + embedding_rows(torch, N, d, V, rng) + adamw_rows(torch, 10_000_000, rng)
+            + dropout_rows(torch, N, d, rng) + embedding_rows(torch, N, d, V, rng) + adamw_rows(torch, 10_000_000, rng)
             + matmul_attention_rows(torch, B, T, d, H, rng))
     only = [s for s in args.only.split(",") if s]
     rows = [r for r in rows if not only or any(s in r.kernel for s in only)]

@@ -14,6 +14,7 @@ void register_cross_entropy(pybind11::module_& m);  // cross_entropy.cpp: fused 
 void register_activations(pybind11::module_& m);    // activations.cpp: GELU (exact, tanh), SiLU (fwd, bwd)
 void register_embedding(pybind11::module_& m);      // embedding.cpp: embedding backward
 void register_adamw(pybind11::module_& m);          // adamw.cpp: the fused AdamW update
+void register_dropout(pybind11::module_& m);        // dropout.cpp: dropout by counter-based random numbers
 
 inline void register_kernels(pybind11::module_& m) {
     register_bpe(m);
@@ -25,6 +26,7 @@ inline void register_kernels(pybind11::module_& m) {
     register_activations(m);
     register_embedding(m);
     register_adamw(m);
+    register_dropout(m);
 }
 
 }  // namespace tinyllm

@@ -29,7 +29,7 @@ CONTRACT = (
     "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
     "add_layernorm_forward", "add_rmsnorm_forward", "gelu_forward", "gelu_backward", "silu_forward", "silu_backward",
     "attention_forward", "attention_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "cross_entropy_backward",
-    "embedding_backward", "adamw_update",
+    "embedding_backward", "adamw_update", "dropout",
 )
 
 
@@ -239,6 +239,15 @@ def silu_backward(dy, x):
     dx = _empty(x.shape)
     kernel(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(x).reshape(-1), dx.reshape(-1))
     return dx
+
+
+def dropout(x, p, seed, offset, offset_shift=None):
+    kernel = _kernel("dropout", x)
+    if kernel is None or offset_shift is not None:
+        return reference.dropout(x, p, seed, offset, offset_shift)
+    y = _empty(x.shape)
+    kernel(np.ascontiguousarray(x).reshape(-1), p, reference.dropout_scale(p), seed, offset, y.reshape(-1))
+    return y
 
 
 # ----------------------------------------------------------------------------------------------

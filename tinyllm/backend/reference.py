@@ -347,6 +347,59 @@ def unscale_grads_(grads, inv_scale, found_inf):
 
 
 # ----------------------------------------------------------------------------------------------
+# dropout: counter-based random numbers (Philox4x32-10, Salmon et al. 2011, "Parallel random numbers:
+# as easy as 1, 2, 3"; the generator of cuRAND and PyTorch's GPU dropout)
+
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # the two multipliers of a round
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # the key's increment between rounds (golden ratio and sqrt(3) - 1, in 32 bits)
+_LOW32 = 0xFFFFFFFF
+
+
+def philox4x32(c0, c1, c2, c3, k0, k1):
+    """The four 32-bit words Philox4x32-10 makes of the counter (c0, c1, c2, c3) under the key (k0, k1).
+
+    Words are uint64 arrays (or ints) holding 32-bit values, so a product of two words fits. A round
+    multiplies c0 and c2 by the constants and mixes the high halves of the products with the other two
+    words and the key; the key moves on by PHILOX_W between rounds; ten rounds make every output bit
+    depend on every input bit. No state: the same counter and key always give the same words."""
+    for _ in range(10):
+        p0, p1 = c0 * PHILOX_M[0], c2 * PHILOX_M[1]
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & _LOW32, (p0 >> 32) ^ c3 ^ k1, p0 & _LOW32
+        k0, k1 = (k0 + PHILOX_W[0]) & _LOW32, (k1 + PHILOX_W[1]) & _LOW32
+    return c0, c1, c2, c3
+
+
+def dropout_uniforms(n, seed, offset, xp=np, offset_shift=None):
+    """n float32 numbers in [0, 1): number i is word i % 4 of Philox4x32-10 at the 64-bit counter
+    offset + i // 4 (in words 0 and 1; words 2 and 3 are 0) under the 64-bit key seed, its top 24 bits
+    over 2**24 (exact in float32). offset_shift: a 0-d uint64 array of xp added to every counter."""
+    counters = xp.arange((n + 3) // 4, dtype=np.uint64) + np.uint64(offset)
+    if offset_shift is not None:
+        counters += offset_shift
+    zero = xp.zeros_like(counters)
+    words = philox4x32(counters & _LOW32, counters >> 32, zero, zero, seed & _LOW32, seed >> 32)
+    return (xp.stack(words, axis=-1).reshape(-1)[:n] >> 8).astype(np.float32) * np.float32(2.0 ** -24)
+
+
+def dropout_scale(p):
+    """1 / (1 - p) in float32, the factor a kept element is multiplied by (0 for p = 1: all dropped)."""
+    return np.float32(0.0 if p >= 1.0 else 1.0 / (1.0 - p))
+
+
+def dropout(x, p, seed, offset, offset_shift=None):
+    """y = x * m with m_i = dropout_scale(p) where u_i >= p (float32) and 0 elsewhere, u = dropout_uniforms
+    over x's elements in C order; computed in float32 (float64 for float64 x), stored in x's dtype.
+
+    The mask is a function of (seed, offset), so nothing of it is kept: the backward pass is the same
+    call on dy (dx = dy * m), and a checkpoint holds only the stream's next offset (random.py)."""
+    xp = array_module(x)
+    keep = dropout_uniforms(x.size, seed, offset, xp, offset_shift).reshape(x.shape) >= np.float32(p)
+    compute = np.float64 if x.dtype == np.float64 else np.float32
+    m = xp.where(keep, dropout_scale(p), np.float32(0.0)).astype(compute)
+    return (x.astype(compute) * m).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
 # id checks
 
 
