@@ -167,6 +167,24 @@ def row_gelu(reps, dtype="bf16"):
     return row(f"gelu tanh fwd+bwd {dtype} {N}x{4 * C}", ours, theirs, reps, gbytes=x.nbytes * 5 / 1e9)
 
 
+def row_dropout(reps, dtype="bf16"):
+    """Forward and backward at p = 0.1 on the MLP's hidden activations. Ours draws the mask twice from
+    (seed, offset) and keeps nothing; PyTorch's native_dropout writes a bool mask that backward reads."""
+    nd, _ = _pair(dtype)
+    x, dy = rand((N, 4 * C), nd), rand((N, 4 * C), nd)
+    tx, tdy = t(x), t(dy)
+
+    def ours():
+        cuda.dropout(x, 0.1, 1234, 0)
+        cuda.dropout(dy, 0.1, 1234, 0)
+
+    def theirs():
+        _, mask = torch.ops.aten.native_dropout(tx, 0.1, True)
+        torch.ops.aten.native_dropout_backward(tdy, mask, 1 / 0.9)
+
+    return row(f"dropout fwd+bwd {dtype} {N}x{4 * C}", ours, theirs, reps, gbytes=x.nbytes * 4 / 1e9)
+
+
 def row_embedding_backward(reps, dtype="fp32"):
     nd, _ = _pair(dtype)
     dy, idx = rand((N, C), nd), cupy.random.randint(0, V, N).astype(np.int64)
@@ -320,6 +338,7 @@ ROWS = {
                 lambda r: row_softmax_backward(r, "fp32"), row_softmax_backward],
     "cross_entropy": [row_cross_entropy, lambda r: row_cross_entropy(r, "fp32")],
     "gelu": [row_gelu],
+    "dropout": [row_dropout, lambda r: row_dropout(r, "fp32")],
     "embedding": [row_embedding_backward],
     "adamw": [row_adamw, row_step_tail],
     "sum_rows": [row_sum_rows, lambda r: row_sum_rows(r, 3 * C, "fp32")],

@@ -48,6 +48,12 @@ void gelu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, bool tanh
 void silu_forward(uintptr_t x, uintptr_t y, int64_t n, DType dt, uintptr_t stream);
 void silu_backward(uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, DType dt, uintptr_t stream);
 
+// dropout.cu: y = x * (scale where the Philox4x32-10 uniform of element i >= p, else 0), n elements, x and y T;
+// element i takes word i % 4 of the counter offset + i / 4 (plus the uint64 at shift when shift is not 0)
+// under the key seed.
+void dropout(uintptr_t x, uintptr_t y, int64_t n, float p, float scale, uint64_t seed, uint64_t offset, uintptr_t shift,
+             DType dt, uintptr_t stream);
+
 // copy.cu: y (contiguous) = x read through strides (elements, may be negative or 0), 1 to 4 dims, T.
 void strided_copy(uintptr_t x, uintptr_t y, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
                   DType dt, uintptr_t stream);

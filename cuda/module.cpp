@@ -69,6 +69,10 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("gelu_backward", [](uintptr_t dy, uintptr_t x, uintptr_t dx, int64_t n, bool tanh, int dt, uintptr_t stream) {
         gelu_backward(dy, x, dx, n, tanh, dtype(dt), stream);
     });
+    m.def("dropout", [](uintptr_t x, uintptr_t y, int64_t n, float p, float scale, uint64_t seed, uint64_t offset,
+                        uintptr_t shift, int dt, uintptr_t stream) {
+        dropout(x, y, n, p, scale, seed, offset, shift, dtype(dt), stream);
+    });
     m.def("silu_forward", [](uintptr_t x, uintptr_t y, int64_t n, int dt, uintptr_t stream) {
         silu_forward(x, y, n, dtype(dt), stream);
     });

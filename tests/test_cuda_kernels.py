@@ -154,6 +154,22 @@ def test_activation(kind, dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (3,), (17, 127), (4, 1024, 3)])  # n not a multiple of 4: the scalar path
+@pytest.mark.parametrize("seed, offset", [(12345, 7), (2**63 + 5, 2**32 - 3)])
+def test_dropout_is_the_reference_bit_for_bit(dtype, shape, seed, offset):
+    """The same Philox words and the same float32 product, rounded once to the storage dtype."""
+    x = rand(shape, dtype)
+    np.testing.assert_array_equal(cupy.asnumpy(cuda.dropout(x, 0.3, seed, offset)),
+                                  reference.dropout(cupy.asnumpy(x), 0.3, seed, offset))
+    shift = cupy.asarray(np.uint64(1000))  # a captured step's offsets: offset + the device counter
+    np.testing.assert_array_equal(cupy.asnumpy(cuda.dropout(x, 0.3, seed, offset, shift)),
+                                  reference.dropout(cupy.asnumpy(x), 0.3, seed, offset + 1000))
+    strided = cupy.asarray(np.random.default_rng(1).standard_normal((2 * x.size,)).astype(np.float32)).astype(dtype)[::2]
+    np.testing.assert_array_equal(cupy.asnumpy(cuda.dropout(strided, 0.3, seed, offset)),
+                                  reference.dropout(cupy.asnumpy(strided), 0.3, seed, offset))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,D,V", [(1, 3, 5), (300, 127, 17), (4096, 768, 1000)])
 def test_embedding_backward_is_exact_and_deterministic(dtype, N, D, V):
     dy = rand((N, D), dtype)

@@ -344,6 +344,18 @@ def silu_backward(dy, x):
     return _fallback.silu_backward(dy, x) if dx is None else dx
 
 
+def dropout(x, p, seed, offset, offset_shift=None):
+    """offset_shift, when given, is a 0-d uint64 device array the kernel adds to offset (a captured step's)."""
+    code = _code("dropout", x)
+    if code is None:
+        return _fallback.dropout(x, p, seed, offset, offset_shift)
+    xc = _c(x)
+    y = _empty(x.shape, x.dtype)
+    _cuda.dropout(xc.data.ptr, y.data.ptr, x.size, p, float(reference.dropout_scale(p)), seed, offset,
+                  _ptr(offset_shift), code, _stream())
+    return y
+
+
 # ----------------------------------------------------------------------------------------------
 # attention: (B, H, T, D) tensors. Our kernels (cuda/attention.cu on the tensor cores for bfloat16
 # and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0; anything
@@ -655,7 +667,7 @@ _fallback = types.SimpleNamespace(
         "layernorm_forward", "layernorm_backward", "rmsnorm_forward", "rmsnorm_backward",
         "add_layernorm_forward", "add_rmsnorm_forward",
         "silu_forward", "silu_backward", "rope_forward", "rope_backward", "cross_entropy_forward", "sum_rows",
-        "grad_norm", "clip_grads_", "unscale_grads_")},
+        "grad_norm", "clip_grads_", "unscale_grads_", "dropout")},
     gelu_forward=_gelu_forward, gelu_backward=_gelu_backward,
     attention_forward=_attention_forward, attention_backward=_attention_backward,
     cross_entropy_backward=_cross_entropy_backward, embedding_backward=_embedding_backward,

@@ -1,0 +1,71 @@
+// Dropout by counter-based random numbers: y = x * m, m_i = scale if u_i >= p else 0, where u_i comes
+// from word i % 4 of Philox4x32-10 at counter offset (+ *shift) + i // 4 under the key seed (the
+// definition is tinyllm/backend/reference.py: dropout; csrc/dropout.cpp computes the same bits on the
+// CPU). One thread makes the four words of one counter and applies them to four consecutive
+// elements. No mask is stored: the backward pass runs the same kernel on dy with the same key.
+#include "common.cuh"
+
+namespace tinyllm::cuda {
+namespace {
+
+__device__ __forceinline__ uint4 philox4x32_10(uint64_t counter, uint64_t seed) {
+    uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+#pragma unroll
+    for (int round = 0; round < 10; round++) {
+        const uint32_t hi0 = __umulhi(c0, 0xD2511F53u), lo0 = c0 * 0xD2511F53u;
+        const uint32_t hi1 = __umulhi(c2, 0xCD9E8D57u), lo1 = c2 * 0xCD9E8D57u;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return make_uint4(c0, c1, c2, c3);
+}
+
+__device__ __forceinline__ float keep_factor(uint32_t word, float p, float scale) {
+    return float(word >> 8) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
+}
+
+// VEC: the four elements of a counter are loaded and stored as one aligned access (n a multiple of 4).
+template <typename T, bool VEC>
+__global__ void dropout_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, float p, float scale,
+                               uint64_t seed, uint64_t offset, const uint64_t* __restrict__ shift) {
+    const uint64_t base = offset + (shift ? *shift : 0);
+    const int64_t counters = (n + 3) / 4;
+    for (int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < counters; b += int64_t(gridDim.x) * blockDim.x) {
+        const uint4 r = philox4x32_10(base + uint64_t(b), seed);
+        const float m[4] = {keep_factor(r.x, p, scale), keep_factor(r.y, p, scale), keep_factor(r.z, p, scale),
+                            keep_factor(r.w, p, scale)};
+        if (VEC) {
+            float v[4];
+            load<T, 4>(x + 4 * b, v);
+#pragma unroll
+            for (int k = 0; k < 4; k++) v[k] *= m[k];
+            store<T, 4>(y + 4 * b, v);
+        } else {
+            for (int k = 0; k < 4 && 4 * b + k < n; k++) y[4 * b + k] = from_float<T>(to_float(x[4 * b + k]) * m[k]);
+        }
+    }
+}
+
+}  // namespace
+
+void dropout(uintptr_t x, uintptr_t y, int64_t n, float p, float scale, uint64_t seed, uint64_t offset, uintptr_t shift,
+             DType dt, uintptr_t stream) {
+    if (n == 0) return;
+    dispatch(dt, [&](auto tag) {
+        using T = decltype(tag);
+        constexpr int kThreads = 256, kMaxBlocks = 132 * 16;
+        const int blocks = int(std::min<int64_t>(ceil_div((n + 3) / 4, int64_t(kThreads)), kMaxBlocks));
+        const bool vec = n % 4 == 0 && x % (4 * sizeof(T)) == 0 && y % (4 * sizeof(T)) == 0;
+        auto kernel = vec ? dropout_kernel<T, true> : dropout_kernel<T, false>;
+        kernel<<<blocks, kThreads, 0, as_stream(stream)>>>((const T*)x, (T*)y, n, p, scale, seed, offset,
+                                                           (const uint64_t*)shift);
+        CUDA_CHECK_LAUNCH();
+    });
+}
+
+}  // namespace tinyllm::cuda
