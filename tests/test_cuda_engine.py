@@ -170,13 +170,22 @@ def test_module_to_keeps_the_parameters_so_the_optimizer_still_works():
     assert weight.device == "cpu" and weight.grad.device == "cpu"
 
 
-def test_dropout_on_the_gpu_is_seeded():
-    x = tinyllm.ones(10000, device="cuda")
-    tinyllm.manual_seed(1)
-    a = tinyllm.nn.functional.dropout(x, 0.25).numpy()
-    tinyllm.manual_seed(1)
-    np.testing.assert_array_equal(a, tinyllm.nn.functional.dropout(x, 0.25).numpy())
-    assert set(np.unique(a)) <= {0.0, np.float32(1 / 0.75)} and abs((a == 0).mean() - 0.25) < 0.03
+def test_dropout_on_the_gpu_draws_the_cpus_masks():
+    """One counter-based stream serves both devices: the same seed gives the same masks, forward and
+    backward (which draws its mask again from the forward's key)."""
+    values = np.random.default_rng(0).standard_normal((8, 1250)).astype(np.float32)
+    out = {}
+    for device in ("cpu", "cuda"):
+        tinyllm.manual_seed(1)
+        x = tinyllm.tensor(values, device=device, requires_grad=True)
+        y = tinyllm.nn.functional.dropout(x, 0.25)
+        (y * y).sum().backward()
+        out[device] = y.detach().numpy(), x.grad.numpy()
+    np.testing.assert_array_equal(out["cuda"][0], out["cpu"][0])
+    np.testing.assert_array_equal(out["cuda"][1], out["cpu"][1])
+    kept = out["cuda"][0] != 0
+    np.testing.assert_allclose(out["cuda"][1], np.where(kept, 2 * out["cuda"][0] / 0.75, 0.0), rtol=1e-6)
+    assert abs(1 - kept.mean() - 0.25) < 0.03
 
 
 def test_grad_scaler_finds_inf_on_the_gpu():

@@ -7,6 +7,8 @@ against PyTorch runs in float32 with TF32 off on both sides: 1e-4 (sums in other
 layers and a cross-entropy). The captured step runs the same kernels on the same data as the eager
 one, so its losses agree to 1e-6.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -237,11 +239,14 @@ def _run(captured, steps=6, config=GPT2_TINY, seed=0):
     return np.array(losses), model, opt
 
 
-def test_captured_step_trains_like_the_eager_step():
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_captured_step_trains_like_the_eager_step(dropout):
     """Losses and weights agree step for step, with the learning rate set anew before each step: the
-    replays read it from the device, where each replay first writes the param group's value."""
-    eager, eager_model, eager_opt = _run(captured=False)
-    graphed, graphed_model, graphed_opt = _run(captured=True)
+    replays read it from the device, where each replay first writes the param group's value. With
+    dropout, each replay draws the masks the eager step draws (its counter offsets are on the device too)."""
+    config = dataclasses.replace(GPT2_TINY, dropout=dropout)
+    eager, eager_model, eager_opt = _run(captured=False, config=config)
+    graphed, graphed_model, graphed_opt = _run(captured=True, config=config)
     assert graphed[-1] < graphed[0], "the model should learn"
     np.testing.assert_allclose(graphed, eager, rtol=1e-6)
     for (name, a), b in zip(eager_model.named_parameters(), graphed_model.parameters()):

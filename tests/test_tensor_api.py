@@ -1,5 +1,6 @@
 """The PyTorch-shaped Tensor API: creation, dtypes, indexing, comparisons, conversion, devices."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -29,9 +30,27 @@ def test_manual_seed_makes_randn_reproducible():
 
 
 def test_rng_state_round_trips():
+    x = tinyllm.ones(64)
     state = tinyllm.get_rng_state()
+    a, mask = tinyllm.rand(3), tinyllm.nn.functional.dropout(x, 0.5)
+    tinyllm.set_rng_state(json.loads(json.dumps(state)))  # as a checkpoint keeps it
+    np.testing.assert_array_equal(a.numpy(), tinyllm.rand(3).numpy())
+    np.testing.assert_array_equal(mask.numpy(), tinyllm.nn.functional.dropout(x, 0.5).numpy())
+    assert not np.array_equal(mask.numpy(), tinyllm.nn.functional.dropout(x, 0.5).numpy())  # the stream moved on
+
+
+def test_manual_seed_restarts_the_dropout_stream():
+    x = tinyllm.ones(64)
+    tinyllm.manual_seed(3)
+    first = tinyllm.nn.functional.dropout(x, 0.5).numpy()
+    tinyllm.manual_seed(3)
+    np.testing.assert_array_equal(first, tinyllm.nn.functional.dropout(x, 0.5).numpy())
+
+
+def test_a_checkpoints_rng_state_from_before_the_dropout_stream_still_loads():
+    old_state = tinyllm.get_rng_state()["numpy"]  # what checkpoints held before: the host generator's state alone
     a = tinyllm.rand(3)
-    tinyllm.set_rng_state(state)
+    tinyllm.set_rng_state(old_state)
     np.testing.assert_array_equal(a.numpy(), tinyllm.rand(3).numpy())
 
 

@@ -48,8 +48,12 @@ def test_a_resumed_run_gives_the_same_losses_as_an_uninterrupted_one(data, tmp_p
 
 @pytest.mark.cuda
 def test_a_gpu_run_trains_as_the_cpu_run_and_resumes(data, tmp_path, monkeypatch):
-    gpu_run_matches_cpu_run(train, lambda out, **device: config(data, out, **device), tmp_path, ("loss", "grad_norm", "val_loss"))
-    resumed = interrupted_and_resumed(Run, train, config(data, tmp_path / "resumed", device="cuda"), monkeypatch)
+    """With dropout: both devices draw the same masks, and the GPU run's resume draws the ones it would have."""
+    dropout = {**TINY, "dropout": 0.1}
+    gpu_run_matches_cpu_run(train, lambda out, **device: config(data, out, model_overrides=dropout, **device), tmp_path,
+                            ("loss", "grad_norm", "val_loss"))
+    resumed = interrupted_and_resumed(Run, train, config(data, tmp_path / "resumed", model_overrides=dropout, device="cuda"),
+                                      monkeypatch)
     whole = read_metrics(tmp_path / "cuda" / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
     for key in ("loss", "grad_norm", "val_loss"):

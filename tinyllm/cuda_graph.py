@@ -27,13 +27,15 @@ What a graph needs from the step, as in PyTorch:
   ids on the GPU are not range-checked);
 - state that changes from step to step kept on the device: AdamW(capturable=True) counts its steps
   there, and keeps its learning rates there too, which each replay first copies from the param
-  groups (so `group["lr"] = schedule(step)` between replays works). Other Python numbers inside the
-  step are frozen at capture.
+  groups (so `group["lr"] = schedule(step)` between replays works). Dropout's counter offsets are
+  read from the device too (random.capturing_dropout), so each replay draws new masks: the ones the
+  eager steps would have drawn. Other Python numbers inside the step are frozen at capture.
 
 Memory: everything the step allocates during capture comes from a memory pool of the graph's own, so
 no other array is ever handed a buffer that a replay writes into. Don't run the step eagerly between
 replays: the gradients would then live in other buffers than the ones the graph writes.
 """
+from . import random
 from .backend.array import cupy as _cupy
 
 
@@ -41,14 +43,16 @@ class CapturedStep:
     """A captured step: calling it replays the graph and returns the step's output (the same objects
     every time, refreshed by the replay)."""
 
-    def __init__(self, graph, stream, output, pool, optimizers):
+    def __init__(self, graph, stream, output, pool, optimizers, dropout):
         self.graph, self.stream, self.output, self.pool, self.optimizers = graph, stream, output, pool, optimizers
+        self.dropout = dropout
 
     def __call__(self):
         cupy = _cupy()
         current = cupy.cuda.get_current_stream()
         for opt in self.optimizers:
             opt.write_learning_rates()
+        self.dropout.before_replay()
         self.stream.wait_event(current.record())  # after the inputs and learning rates were written on the current stream
         self.graph.launch(stream=self.stream)
         current.wait_event(self.stream.record())  # the caller's next work sees the step's results
@@ -68,7 +72,7 @@ def capture(step, warmup=3, optimizers=()):
         for _ in range(warmup):
             step()
     pool = cupy.cuda.MemoryPool()
-    with cupy.cuda.using_allocator(pool.malloc), stream:
+    with random.capturing_dropout() as dropout, cupy.cuda.using_allocator(pool.malloc), stream:
         stream.begin_capture(mode=cupy.cuda.runtime.streamCaptureModeRelaxed)
         try:
             output = step()
@@ -77,4 +81,4 @@ def capture(step, warmup=3, optimizers=()):
     for opt in optimizers:  # capture recorded the step without running it: undo its host count
         opt.count_replayed_step(-1)
     current.wait_event(stream.record())
-    return CapturedStep(graph, stream, output, pool, list(optimizers))
+    return CapturedStep(graph, stream, output, pool, list(optimizers), dropout)

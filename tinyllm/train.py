@@ -10,9 +10,9 @@ is the loop (evaluate, log, checkpoint); pretraining's `Run` here, and SFT and D
 are Trainers that say only how a step's loss is computed and how they are evaluated.
 
 `--device cuda` trains on the GPU (pretraining, SFT and DPO alike): the model and each batch live
-there, and the checkpoints are copied to the host, so they are the same files a CPU run writes. The
-GPU's random generator (CuPy's) is not in a checkpoint, so a GPU run with dropout resumes with other
-dropout masks than it would have drawn.
+there, and the checkpoints are copied to the host, so they are the same files a CPU run writes. Dropout
+masks come from a counter-based stream whose state is in every checkpoint (random.py), so a run with
+dropout resumes exactly on either device.
 
 A run directory holds everything about a run:
 

@@ -1,19 +1,19 @@
 """Inverted dropout: zero each element with probability p and scale the survivors by 1 / (1 - p)."""
-from .. import random
+from .. import backend, random
 from ..autograd import Function
-from ..backend.array import device_of
 
 
 class Dropout(Function):
-    """y = x * m / (1 - p), m ~ Bernoulli(1 - p);  dx = dy * m / (1 - p)."""
+    """y = x * m / (1 - p), m ~ Bernoulli(1 - p);  dx = dy * m / (1 - p).
+
+    m is a function of the dropout stream's (seed, offset) (random.py), so backward draws it again
+    from the key the forward used instead of keeping an activation-sized mask."""
 
     @staticmethod
     def forward(ctx, x, p=0.5):
-        mask = (random.generator(device_of(x)).random(x.shape, dtype="float32") >= p).astype(x.dtype) / (1.0 - p)
-        ctx.save_for_backward(mask)
-        return x * mask
+        ctx.p, ctx.key = p, random.dropout_key(x.size)
+        return backend.for_array(x).dropout(x, p, *ctx.key)
 
     @staticmethod
     def backward(ctx, grad):
-        (mask,) = ctx.saved
-        return grad * mask
+        return backend.for_array(grad).dropout(grad, ctx.p, *ctx.key)
