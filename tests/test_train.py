@@ -60,6 +60,29 @@ def test_a_gpu_run_trains_as_the_cpu_run_and_resumes(data, tmp_path, monkeypatch
         np.testing.assert_allclose([r.get(key, 0) for r in resumed], [r.get(key, 0) for r in whole], rtol=1e-5, err_msg=key)
 
 
+@pytest.mark.cuda
+def test_a_run_replayed_from_a_cuda_graph_trains_as_the_eager_one_and_resumes(data, tmp_path, monkeypatch):
+    """Two micro-batches a step and dropout: the graph's steps (the first after a start or resume runs
+    eagerly, the next is captured, the rest replay it) give the eager GPU run's metrics, and a crash
+    and resume the same again."""
+    same = dict(model_overrides={**TINY, "dropout": 0.1}, tokens_per_step=128, device="cuda")
+    train(config(data, tmp_path / "eager", **same), progress=False, log=lambda *a: None)
+    train(config(data, tmp_path / "graph", cuda_graph=True, **same), progress=False, log=lambda *a: None)
+    resumed = interrupted_and_resumed(Run, train, config(data, tmp_path / "resumed", cuda_graph=True, **same), monkeypatch)
+    eager, graph = (read_metrics(tmp_path / name / "metrics.jsonl") for name in ("eager", "graph"))
+    assert [r["step"] for r in graph] == [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    assert all(r["tokens"] == 128 for r in graph)
+    for key in ("loss", "grad_norm", "val_loss"):
+        for rows in (graph, resumed):
+            np.testing.assert_allclose([r.get(key, 0) for r in rows], [r.get(key, 0) for r in eager], rtol=1e-5, err_msg=key)
+
+
+def test_cuda_graph_is_refused_where_it_cannot_run(data, tmp_path):
+    with pytest.raises(ValueError, match="cuda_graph needs device cuda and dtype float32 or bfloat16, got device cpu"):
+        Run(config(data, tmp_path / "r", cuda_graph=True))
+    assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "--cuda-graph", "--no-progress"]) == 1
+
+
 def test_a_gpu_run_where_there_is_none_is_refused_clearly(data, tmp_path):
     from tinyllm.backend.array import cupy
     with pytest.raises(ValueError, match="unknown device 'tpu'; expected 'cpu' or 'cuda'"):

@@ -12,7 +12,8 @@ are Trainers that say only how a step's loss is computed and how they are evalua
 `--device cuda` trains on the GPU (pretraining, SFT and DPO alike): the model and each batch live
 there, and the checkpoints are copied to the host, so they are the same files a CPU run writes. Dropout
 masks come from a counter-based stream whose state is in every checkpoint (random.py), so a run with
-dropout resumes exactly on either device.
+dropout resumes exactly on either device. `--cuda-graph` (pretraining) replays each step on the GPU from
+a CUDA graph (tinyllm.cuda_graph), the same kernels on the same data without Python in between.
 
 A run directory holds everything about a run:
 
@@ -30,7 +31,7 @@ import time
 
 import numpy as np
 
-from . import amp, checkpoint, random
+from . import amp, checkpoint, cuda_graph, random
 from .atomic import atomic_write_json, atomic_write_text
 from .autograd import no_grad
 from .backend.array import usable_device
@@ -82,6 +83,7 @@ class TrainConfig(LoopConfig):
     model: str = "small"               # a preset of tinyllm.models.gpt
     model_overrides: dict = dataclasses.field(default_factory=dict)  # GPTConfig fields to change
     tokens_per_step: int = 0           # 0: one micro-batch per step; else accumulate up to this many tokens
+    cuda_graph: bool = False           # on the GPU: replay each step from a CUDA graph (tinyllm.cuda_graph)
 
 
 def load_config_file(path):
@@ -144,12 +146,18 @@ class Trainer:
         """A batch of token ids (a NumPy array from a loader) as a Tensor on the run's device."""
         return tensor(ids, device=self.device)
 
-    def train_step(self):
-        """One optimizer step; returns its metrics (forward_backward's, then lr, grad_norm, skipped)."""
+    def scheduled_lr(self):
+        """Set this step's learning rate (linear warmup, cosine decay) in every param group; returns it."""
         cfg = self.config
         lr = warmup_cosine(self.step, cfg.lr, cfg.warmup_steps, cfg.max_steps, cfg.min_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        return lr
+
+    def train_step(self):
+        """One optimizer step; returns its metrics (forward_backward's, then lr, grad_norm, skipped)."""
+        cfg = self.config
+        lr = self.scheduled_lr()
         row = self.forward_backward()
         self.scaler.unscale_(self.optimizer)
         norm = float(clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
@@ -188,8 +196,14 @@ class Run(Trainer):
         self.block_size = self.model_config.block_size
         micro_tokens = config.batch_size * self.block_size
         self.grad_accum = max(1, config.tokens_per_step // micro_tokens) if config.tokens_per_step else 1
-        self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2))
+        if config.cuda_graph and (self.device != "cuda" or config.dtype == "float16"):
+            raise ValueError(f"cuda_graph needs device cuda and dtype float32 or bfloat16, got device {config.device} and "
+                             f"dtype {config.dtype} (float16's loss scaler decides on the host whether to skip a step)")
+        self.optimizer = self.model.configure_optimizers(config.weight_decay, config.lr, (config.beta1, config.beta2),
+                                                         capturable=config.cuda_graph)
         self.loader = TrainLoader(self.train_shards, config.batch_size, self.block_size, seed=config.seed)
+        self.windows = None  # with cuda_graph: the step's input buffer on the GPU, refilled in place
+        self.graphed_step = None
 
     @classmethod
     def open(cls, run_dir, device="cpu"):
@@ -198,7 +212,8 @@ class Run(Trainer):
         if not config_file.is_file():
             raise FileNotFoundError(f"{run_dir}: not a training run (no config.json)")
         saved = json.loads(config_file.read_text())["train"]
-        config = TrainConfig.from_dict({**saved, "out": str(run_dir), "device": device}, where=str(config_file))
+        config = TrainConfig.from_dict({**saved, "out": str(run_dir), "device": device, "cuda_graph": False},
+                                       where=str(config_file))
         run = cls(config)
         if not run.resume():
             raise ValueError(f"{run_dir}: the run has no checkpoint yet")
@@ -209,6 +224,37 @@ class Run(Trainer):
         return (f"model: {cfg.model} ({self.model.num_parameters():,} parameters), "
                 f"{self.grad_accum * cfg.batch_size * self.block_size:,} tokens per step "
                 f"({self.grad_accum} x {cfg.batch_size} x {self.block_size}), {cfg.max_steps} steps, dtype {cfg.dtype}")
+
+    def train_step(self):
+        if not self.config.cuda_graph:
+            return super().train_step()
+        lr = self.scheduled_lr()
+        windows = np.stack([next(self.loader) for _ in range(self.grad_accum)])
+        if self.windows is None:  # the first step after a start or resume runs eagerly: it allocates the optimizer state
+            self.windows = self.on_device(windows)
+            loss, norm = self.step_on_windows()
+        else:
+            self.windows.data.set(windows)
+            if self.graphed_step is None:
+                self.graphed_step = cuda_graph.capture(self.step_on_windows, warmup=0, optimizers=[self.optimizer])
+            loss, norm = self.graphed_step()
+        self.step += 1
+        return {"step": self.step, "loss": loss.item(), "tokens": windows[:, :, 1:].size, "lr": lr,
+                "grad_norm": norm.item(), "skipped": False}
+
+    def step_on_windows(self):
+        """The whole step on the batch in self.windows, with no host read (what the CUDA graph records):
+        returns the mean loss and the gradient norm before clipping, both on the device."""
+        self.optimizer.zero_grad()
+        loss_sum = 0.0
+        for window in self.windows:
+            with amp.autocast(self.config.dtype):
+                _, loss = self.model(window[:, :-1], window[:, 1:])
+            (loss / self.grad_accum).backward()
+            loss_sum = loss_sum + loss.detach()
+        norm = clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return loss_sum / self.grad_accum, norm
 
     def forward_backward(self):
         """grad_accum micro-batches of random windows, each loss divided by grad_accum."""
@@ -392,6 +438,8 @@ def add_commands(subparsers):
     p.add_argument("--config", help="TOML or JSON file of training options (flags override it)")
     add_config_flags(p, TrainConfig)
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="change a GPTConfig field, e.g. --set n_layer=2")
+    p.add_argument("--cuda-graph", action="store_const", const=True, dest="cuda_graph",
+                   help="with --device cuda: replay each step from a CUDA graph (much faster for small models)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=lambda args: train(config_from_args(args), progress=not args.no_progress) and None)
 
