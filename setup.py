@@ -142,7 +142,12 @@ ext_modules = [
         include_dirs=["csrc"],
         cxx_std=17,
         # -fno-math-errno: sqrt never sets errno, so loops that call it can be vectorised.
-        extra_compile_args=["-O3", "-fno-math-errno"],
+        # -fno-trapping-math: floating-point operations raise no traps we watch for, so GCC may compute
+        # both sides of a select (exp's and erf's clamps, sigmoid's two forms) and blend them; with
+        # traps assumed it keeps branches, and those loops (exp, erf: activations, softmax,
+        # cross-entropy) stay scalar. Elementwise results keep their bits (sums in `omp simd reduction` loops
+        # add in SIMD lanes, as those loops ask).
+        extra_compile_args=["-O3", "-fno-math-errno", "-fno-trapping-math"],
         optional=True,
     )
 ] + cuda_extension()
