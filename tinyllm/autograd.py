@@ -115,7 +115,8 @@ class Function:
         from .tensor import Tensor
 
         inputs = [a for a in args if isinstance(a, Tensor)]
-        check_same_device(t.data for t in inputs)
+        if len(inputs) > 1:
+            check_same_device(t.data for t in inputs)
         needs = tuple(t.requires_grad for t in inputs)
         ctx = Context(needs)
         floating = [t.dtype for t in inputs if dtypes.is_floating(t.dtype)]
