@@ -6,6 +6,7 @@ lacks). Set TINYLLM_BACKEND=reference to run NumPy arrays on the pure-NumPy defi
 compare a result against them. CuPy is optional and never imported here: an array can only be a
 CuPy array once the caller has imported CuPy (array.py says which device an array is on).
 """
+import functools
 import os
 
 from . import cpu, reference
@@ -19,7 +20,14 @@ if _FORCED not in ("", "cpu", "reference"):
 def for_array(x):
     """The backend module whose kernels run on array x."""
     if device_of(x) == "cuda":
-        from . import cuda
-
-        return cuda
+        return _cuda_backend()
     return reference if _FORCED == "reference" else cpu
+
+
+@functools.cache
+def _cuda_backend():
+    """backend/cuda.py, imported on first use (it imports CuPy). Cached: every op asks for its backend,
+    and a `from . import cuda` per call costs more than some kernels take to queue."""
+    from . import cuda
+
+    return cuda
