@@ -21,6 +21,13 @@
 //   dQ_blk = scale * dS K                   GEMM
 //   dK  += scale * dS^T Q_blk               GEMM
 //
+// Dropout on the probabilities (dropout_p > 0): the forward weights V by P * Z, where Z is the
+// dropout stream's factor (philox.h) of each element of the (B, H, T, S) probability tensor in C
+// order, exactly what dropout(softmax(S)) @ V draws; the backward uses the same Z:
+//   dV += (P * Z)^T dO_blk,  dP = (dO_blk V^T) * Z,  dS = P * (dP - delta)  (delta = dO . O still,
+//   O holding the dropped-out weights)
+// so no mask is stored either.
+//
 // The GEMMs are our sgemm, running single-threaded inside the task. The row operations (softmax
 // with a vectorised exp, the softmax gradient, the dot products) are written once with vec.h and
 // compiled for AVX-512, AVX2 and the portable baseline. A query row that sees no key at all (causal
@@ -35,6 +42,7 @@
 #include "gemm.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "philox.h"
 #include "vec.h"
 
 namespace py = pybind11;
@@ -53,6 +61,8 @@ struct Attention {
     const float* dout;                     // backward only, and the gradients it writes:
     float *dq, *dk, *dv;
     bool backward;
+    bool dropout;                          // with dropout_key: the probabilities' dropout
+    DropoutKey dropout_key;
 
     // Query row i sees keys [0, visible(i)).
     int64_t visible(int64_t i) const { return causal ? std::clamp<int64_t>(i + 1 + S - T, 0, S) : S; }
@@ -129,7 +139,10 @@ TL_INLINE void forward_block(const Attention& at, int64_t bh, int64_t i0) {
     float* lse = at.lse + bh * at.T + i0;
     float* s = score_buffer.get(size_t(rows) * keys);
     sgemm(false, true, rows, keys, at.Dk, at.scale, q, at.Dk, k, at.Dk, false, s, keys);
-    for (int64_t r = 0; r < rows; ++r) lse[r] = softmax_row<W>(s + r * keys, at.visible(i0 + r), keys);
+    for (int64_t r = 0; r < rows; ++r) {
+        lse[r] = softmax_row<W>(s + r * keys, at.visible(i0 + r), keys);
+        if (at.dropout) at.dropout_key.apply(s + r * keys, at.visible(i0 + r), uint64_t((bh * at.T + i0 + r) * at.S));
+    }
     sgemm(false, false, rows, at.Dv, keys, 1.0f, s, keys, v, at.Dv, false, o, at.Dv);
 }
 
@@ -155,7 +168,11 @@ TL_INLINE void backward_head(const Attention& at, int64_t bh) {
         sgemm(false, true, rows, keys, at.Dv, 1.0f, dout, at.Dv, v, at.Dv, false, dp, keys);
         for (int64_t r = 0; r < rows; ++r) {
             const float delta = dot<W>(dout + r * at.Dv, o + r * at.Dv, at.Dv);
-            softmax_grad_row<W>(s + r * keys, dp + r * keys, at.visible(i0 + r), keys, at.lse[row0 + r], delta);
+            const int64_t seen = at.visible(i0 + r);
+            const uint64_t first = uint64_t((row0 + r) * at.S);
+            if (at.dropout) at.dropout_key.apply(dp + r * keys, seen, first);  // dP = (dO V^T) * Z
+            softmax_grad_row<W>(s + r * keys, dp + r * keys, seen, keys, at.lse[row0 + r], delta);
+            if (at.dropout) at.dropout_key.apply(s + r * keys, seen, first);   // P * Z, for dV
         }
         sgemm(true, false, keys, at.Dv, rows, 1.0f, s, keys, dout, at.Dv, true, dv, at.Dv);
         sgemm(false, false, rows, at.Dk, keys, at.scale, dp, keys, k, at.Dk, false, dq, at.Dk);
@@ -195,7 +212,7 @@ void run(const Attention& at) {
 
 // The shapes every attention kernel shares: q (B, H, T, Dk), k (B, H, S, Dk), v (B, H, S, Dv).
 Attention check_inputs(const char* kernel, const FloatArray& q, const FloatArray& k, const FloatArray& v,
-                       bool causal, float scale) {
+                       bool causal, float scale, const DropoutKey& dropout) {
     if (q.ndim() != 4) throw std::invalid_argument(std::string(kernel) + ": q must be (B, H, T, D), got " + shape_of(q));
     if (k.ndim() != 4) throw std::invalid_argument(std::string(kernel) + ": k must be (B, H, S, D), got " + shape_of(k));
     if (v.ndim() != 4) throw std::invalid_argument(std::string(kernel) + ": v must be (B, H, S, Dv), got " + shape_of(v));
@@ -206,12 +223,14 @@ Attention check_inputs(const char* kernel, const FloatArray& q, const FloatArray
     Attention at{};
     at.BH = B * H, at.T = T, at.S = S, at.Dk = Dk, at.Dv = Dv, at.causal = causal, at.scale = scale;
     at.q = q.data(), at.k = k.data(), at.v = v.data();
+    at.dropout = dropout.p > 0.0f, at.dropout_key = dropout;
     return at;
 }
 
 void attention_forward_kernel(const FloatArray& q, const FloatArray& k, const FloatArray& v, bool causal,
-                              float scale, FloatArray& o, FloatArray& lse) {
-    Attention at = check_inputs("attention_forward", q, k, v, causal, scale);
+                              float scale, FloatArray& o, FloatArray& lse, float dropout_p, float dropout_scale,
+                              uint64_t seed, uint64_t offset) {
+    Attention at = check_inputs("attention_forward", q, k, v, causal, scale, {dropout_p, dropout_scale, seed, offset});
     const int64_t B = q.shape(0), H = q.shape(1);
     expect_shape("attention_forward", "o", o, {B, H, at.T, at.Dv});
     expect_shape("attention_forward", "lse", lse, {B, H, at.T});
@@ -222,8 +241,9 @@ void attention_forward_kernel(const FloatArray& q, const FloatArray& k, const Fl
 
 void attention_backward_kernel(const FloatArray& dout, const FloatArray& q, const FloatArray& k,
                                const FloatArray& v, const FloatArray& o, const FloatArray& lse, bool causal,
-                               float scale, FloatArray& dq, FloatArray& dk, FloatArray& dv) {
-    Attention at = check_inputs("attention_backward", q, k, v, causal, scale);
+                               float scale, FloatArray& dq, FloatArray& dk, FloatArray& dv, float dropout_p,
+                               float dropout_scale, uint64_t seed, uint64_t offset) {
+    Attention at = check_inputs("attention_backward", q, k, v, causal, scale, {dropout_p, dropout_scale, seed, offset});
     const int64_t B = q.shape(0), H = q.shape(1);
     expect_shape("attention_backward", "do", dout, {B, H, at.T, at.Dv});
     expect_shape("attention_backward", "o", o, {B, H, at.T, at.Dv});
@@ -243,12 +263,15 @@ void attention_backward_kernel(const FloatArray& dout, const FloatArray& q, cons
 void register_attention(py::module_& m) {
     m.def("attention_forward", &attention_forward_kernel, py::arg("q").noconvert(), py::arg("k").noconvert(),
           py::arg("v").noconvert(), py::arg("causal"), py::arg("scale"), py::arg("o").noconvert(),
-          py::arg("lse").noconvert(),
-          "o = softmax(q k^T * scale + mask) v and its row log-sum-exp, into o (B, H, T, Dv) and lse (B, H, T).");
+          py::arg("lse").noconvert(), py::arg("dropout_p") = 0.0f, py::arg("dropout_scale") = 1.0f, py::arg("seed") = 0,
+          py::arg("offset") = 0,
+          "o = dropout(softmax(q k^T * scale + mask)) v and the row log-sum-exp (before dropout), into o (B, H, T, Dv) "
+          "and lse (B, H, T); dropout_p = 0: none.");
     m.def("attention_backward", &attention_backward_kernel, py::arg("do").noconvert(), py::arg("q").noconvert(),
           py::arg("k").noconvert(), py::arg("v").noconvert(), py::arg("o").noconvert(), py::arg("lse").noconvert(),
           py::arg("causal"), py::arg("scale"), py::arg("dq").noconvert(), py::arg("dk").noconvert(),
-          py::arg("dv").noconvert(), "dq, dk, dv of attention_forward, with P rebuilt from lse.");
+          py::arg("dv").noconvert(), py::arg("dropout_p") = 0.0f, py::arg("dropout_scale") = 1.0f, py::arg("seed") = 0,
+          py::arg("offset") = 0, "dq, dk, dv of attention_forward, with P rebuilt from lse (and its dropout redrawn).");
 }
 
 }  // namespace tinyllm

@@ -188,6 +188,20 @@ def test_dropout_on_the_gpu_draws_the_cpus_masks():
     assert abs(1 - kept.mean() - 0.25) < 0.03
 
 
+def test_attention_with_dropout_on_the_gpu_draws_the_cpus_masks():
+    rng = np.random.default_rng(1)
+    q, k, v, do = (rng.standard_normal((2, 4, 33, 16)).astype(np.float32) for _ in range(4))
+    out = {}
+    for device in ("cpu", "cuda"):
+        tinyllm.manual_seed(2)
+        qt, kt, vt = (tinyllm.tensor(a, device=device, requires_grad=True) for a in (q, k, v))
+        o = tinyllm.nn.functional.scaled_dot_product_attention(qt, kt, vt, dropout_p=0.2, is_causal=True)
+        (o * tinyllm.tensor(do, device=device)).sum().backward()
+        out[device] = [o.detach().numpy(), qt.grad.numpy(), kt.grad.numpy(), vt.grad.numpy()]
+    for got, want in zip(out["cuda"], out["cpu"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_grad_scaler_finds_inf_on_the_gpu():
     p = tinyllm.nn.Parameter(tinyllm.ones(3, device="cuda"))
     opt = tinyllm.optim.SGD([p], lr=0.1)

@@ -271,6 +271,23 @@ def test_attention(monkeypatch, kernel, causal, dtype, T, S, D):
         close(g, r, 2 * tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, dtypes.bfloat16])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_with_dropout(causal, dtype):
+    """Attention with dropout runs the CuPy composition with our dropout kernel: the reference's
+    factors, also when the offset comes partly from a device counter (a captured step's)."""
+    q, k, v, do = rand((2, 3, 37, 64), dtype), rand((2, 3, 37, 64), dtype), rand((2, 3, 37, 64), dtype), rand((2, 3, 37, 64), dtype)
+    tol = TOL[np.dtype(dtype)]
+    for shift, host_offset in ((None, 7), (cupy.asarray(np.uint64(1000)), 1007)):
+        o, lse = cuda.attention_forward(q, k, v, causal, 0.125, (0.25, 99, 7, shift))
+        ro, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, 0.125, (0.25, 99, host_offset, None))
+        close(o, ro, tol)
+        grads = cuda.attention_backward(do, q, k, v, o, lse, causal, 0.125, (0.25, 99, 7, shift))
+        for g, r in zip(grads, reference.attention_backward(f64(do), f64(q), f64(k), f64(v), f64(o), rlse, causal, 0.125,
+                                                            (0.25, 99, host_offset, None))):
+            close(g, r, 2 * tol)
+
+
 def test_attention_kernels_are_native():
     assert {"attention_forward", "attention_backward"} <= set(cuda.native_kernels())
 

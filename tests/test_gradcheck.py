@@ -13,6 +13,13 @@ def _add_norm_inputs():
     return leaf(2, 3, 6), leaf(2, 3, 6, seed=7), leaf(6), leaf(6, seed=8)
 
 
+def _seeded(fn, *args, **kwargs):
+    """fn with the dropout stream restarted first: every call draws the same masks, so finite
+    differences see one function."""
+    tinyllm.manual_seed(0)
+    return fn(*args, **kwargs)
+
+
 CASES = {
     # elementwise, with broadcasting in both directions
     "add": (lambda a, b: a + b, lambda: (leaf(3, 4), leaf(4))),
@@ -83,6 +90,8 @@ CASES = {
                      lambda: (leaf(2, 3, 2), leaf(2, 5, 2, seed=7), leaf(2, 5, 3, seed=8))),
     "sdpa_causal_kv_longer": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
                               lambda: (leaf(1, 1, 2, 3), leaf(1, 1, 5, 3, seed=7), leaf(1, 1, 5, 3, seed=8))),
+    "sdpa_causal_dropout": (lambda q, k, v: _seeded(F.scaled_dot_product_attention, q, k, v, dropout_p=0.3, is_causal=True),
+                            lambda: (leaf(1, 2, 5, 3), leaf(1, 2, 5, 3, seed=7), leaf(1, 2, 5, 3, seed=8))),
     "sdpa_masked": (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=np.array([[True, False, True]] * 2)),
                     lambda: (leaf(1, 2, 2), leaf(1, 3, 2, seed=7), leaf(1, 3, 2, seed=8))),
     "rope": (lambda x: F.rope(x, np.cos(_ANGLES), np.sin(_ANGLES)), lambda: (leaf(2, 3, 4, 6),)),

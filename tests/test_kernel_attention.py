@@ -40,15 +40,15 @@ def inputs(seed, B, H, T, S, D, Dv=None):
     return q, k, v, do
 
 
-def check(q, k, v, do, causal):
+def check(q, k, v, do, causal, dropout_args=None):
     scale = 1.0 / np.sqrt(q.shape[-1])
-    o, lse = cpu.attention_forward(q, k, v, causal, scale)
+    o, lse = cpu.attention_forward(q, k, v, causal, scale, dropout_args)
     f64 = [x.astype(np.float64) for x in (q, k, v, do)]
-    o_ref, lse_ref = reference.attention_forward(*f64[:3], causal, scale)
+    o_ref, lse_ref = reference.attention_forward(*f64[:3], causal, scale, dropout_args)
     assert_close(o, o_ref, "o")
     assert_close(lse, lse_ref, "lse")
-    grads = cpu.attention_backward(do, q, k, v, o, lse, causal, scale)
-    grads_ref = reference.attention_backward(f64[3], *f64[:3], o_ref, lse_ref, causal, scale)
+    grads = cpu.attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args)
+    grads_ref = reference.attention_backward(f64[3], *f64[:3], o_ref, lse_ref, causal, scale, dropout_args)
     for name, got, want in zip(("dq", "dk", "dv"), grads, grads_ref):
         assert_close(got, want, name)
 
@@ -65,6 +65,38 @@ SHAPES = [
 @pytest.mark.parametrize("B,H,T,S,D", SHAPES)
 def test_attention(B, H, T, S, D, causal):
     check(*inputs(B * 1000 + T * 10 + S + D, B, H, T, S, D), causal)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("B,H,T,S,D", [(2, 3, 17, 17, 16), (1, 2, 70, 131, 16), (2, 1, 3, 40, 64)])
+def test_attention_with_dropout(B, H, T, S, D, causal):
+    """The kernels draw the reference's dropout factors for every probability (the reference's counter
+    layout: element ((b * H + h) * T + i) * S + j, rows not aligned to the four words of a counter)."""
+    check(*inputs(B + T + S, B, H, T, S, D), causal, dropout_args=(0.25, 2**40 + 9, 2**32 + 3, None))
+
+
+def test_fused_attention_with_dropout_draws_what_the_composed_ops_draw():
+    """F.scaled_dot_product_attention with dropout (the fused kernel) against the same attention
+    composed of matmul, softmax, dropout and matmul, from the same seed: the same masks, so the same
+    output and gradients (to float32 rounding; a mask that differs moves them by ~1)."""
+    import tinyllm
+    import tinyllm.nn.functional as F
+
+    qv, kv, vv, dov = inputs(11, 2, 3, 37, 37, 16)
+    results = []
+    for fused in (True, False):
+        tinyllm.manual_seed(5)
+        q, k, v = (tinyllm.tensor(a, requires_grad=True) for a in (qv, kv, vv))
+        if fused:
+            o = F.scaled_dot_product_attention(q, k, v, dropout_p=0.3, is_causal=True)
+        else:
+            scores = (q @ k.transpose(-2, -1)) * 0.25
+            scores = scores.masked_fill(np.arange(37)[None, :] > np.arange(37)[:, None], -np.inf)
+            o = F.dropout(F.softmax(scores, dim=-1), 0.3) @ v
+        (o * tinyllm.tensor(dov)).sum().backward()
+        results.append([o.detach().numpy(), q.grad.numpy(), k.grad.numpy(), v.grad.numpy()])
+    for name, got, want in zip(("o", "dq", "dk", "dv"), *results):
+        assert_close(got, want, name)
 
 
 def test_attention_more_queries_than_keys():

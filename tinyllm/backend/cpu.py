@@ -254,22 +254,31 @@ def dropout(x, p, seed, offset, offset_shift=None):
 # attention: (B, H, T, D) tensors
 
 
-def attention_forward(q, k, v, causal, scale):
+def _dropout_flags(dropout_args):
+    """The kernels' dropout arguments (p, scale, seed, offset) from the contract's (p, seed, offset, shift)."""
+    if dropout_args is None:
+        return ()
+    p, seed, offset, _ = dropout_args
+    return float(p), float(reference.dropout_scale(p)), seed, offset
+
+
+def attention_forward(q, k, v, causal, scale, dropout_args=None):
     kernel = _kernel("attention_forward", q, k, v)
-    if kernel is None:
-        return reference.attention_forward(q, k, v, causal, scale)
+    if kernel is None or (dropout_args is not None and dropout_args[3] is not None):
+        return reference.attention_forward(q, k, v, causal, scale, dropout_args)
     o, lse = _empty(q.shape[:-1] + v.shape[-1:]), _empty(q.shape[:-1])
-    kernel(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), bool(causal), float(scale), o, lse)
+    kernel(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), bool(causal), float(scale), o, lse,
+           *_dropout_flags(dropout_args))
     return o, lse
 
 
-def attention_backward(do, q, k, v, o, lse, causal, scale):
+def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
     kernel = _kernel("attention_backward", do, q, k, v, o, lse)
-    if kernel is None:
-        return reference.attention_backward(do, q, k, v, o, lse, causal, scale)
+    if kernel is None or (dropout_args is not None and dropout_args[3] is not None):
+        return reference.attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args)
     dq, dk, dv = _empty(q.shape), _empty(k.shape), _empty(v.shape)
     c = np.ascontiguousarray
-    kernel(c(do), c(q), c(k), c(v), c(o), c(lse), bool(causal), float(scale), dq, dk, dv)
+    kernel(c(do), c(q), c(k), c(v), c(o), c(lse), bool(causal), float(scale), dq, dk, dv, *_dropout_flags(dropout_args))
     return dq, dk, dv
 
 

@@ -359,7 +359,8 @@ def dropout(x, p, seed, offset, offset_shift=None):
 # ----------------------------------------------------------------------------------------------
 # attention: (B, H, T, D) tensors. Our kernels (cuda/attention.cu on the tensor cores for bfloat16
 # and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0; anything
-# else (float64, other head dims, mixed dtypes) runs the CuPy fallback, which builds the T x S matrix.
+# else (float64, other head dims, mixed dtypes) and attention with dropout run the CuPy fallback,
+# which builds the T x S matrix.
 
 def _attention_code(name, scale, q, k, v, *more):
     """The dtype code when our kernel `name` takes these tensors, else None."""
@@ -371,10 +372,10 @@ def _attention_code(name, scale, q, k, v, *more):
     return _CODES.get(kinds.pop()) if len(kinds) == 1 else None
 
 
-def attention_forward(q, k, v, causal, scale):
+def attention_forward(q, k, v, causal, scale, dropout_args=None):
     code = _attention_code("attention_forward", scale, q, k, v)
-    if code is None:
-        return _fallback.attention_forward(q, k, v, causal, scale)
+    if code is None or dropout_args is not None:
+        return _fallback.attention_forward(q, k, v, causal, scale, dropout_args)
     B, H, T, D = q.shape
     q, k, v = _c(q), _c(k), _c(v)
     o, lse = _empty(q.shape, q.dtype), _empty((B, H, T))
@@ -383,10 +384,10 @@ def attention_forward(q, k, v, causal, scale):
     return o, lse
 
 
-def attention_backward(do, q, k, v, o, lse, causal, scale):
+def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
     code = _attention_code("attention_backward", scale, q, k, v, do, o)
-    if code is None:
-        return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale)
+    if code is None or dropout_args is not None:
+        return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args)
     B, H, T, D = q.shape
     do, q, k, v, o, lse = _c(do), _c(q), _c(k), _c(v), _c(o), _c(lse, F32)
     dq, dk, dv = _empty(q.shape, q.dtype), _empty(k.shape, k.dtype), _empty(v.shape, v.dtype)
@@ -622,20 +623,25 @@ def _scores(q, k, causal, scale):
     return s
 
 
-def _attention_forward(q, k, v, causal, scale):
+def _dropped(x, dropout_args):
+    """x through this backend's dropout kernel, or as it is without dropout."""
+    return x if dropout_args is None else dropout(x, *dropout_args)
+
+
+def _attention_forward(q, k, v, causal, scale, dropout_args=None):
     s = _scores(_up(q), _up(k), causal, scale)
     m = s.max(axis=-1, keepdims=True)
     lse = m + cupy.log(cupy.exp(s - m).sum(axis=-1, keepdims=True))
-    return matmul(cupy.exp(s - lse), _up(v)).astype(q.dtype), lse[..., 0]
+    return matmul(_dropped(cupy.exp(s - lse), dropout_args), _up(v)).astype(q.dtype), lse[..., 0]
 
 
-def _attention_backward(do, q, k, v, o, lse, causal, scale):
+def _attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
     do, q32, k32, v32, o = map(_up, (do, q, k, v, o))
     p = cupy.exp(_scores(q32, k32, causal, scale) - lse[..., None])
-    ds = p * (matmul(do, v32, trans_b=True) - (do * o).sum(axis=-1, keepdims=True))
+    ds = p * (_dropped(matmul(do, v32, trans_b=True), dropout_args) - (do * o).sum(axis=-1, keepdims=True))
     dq = matmul(ds, k32) * scale
     dk = matmul(ds, q32, trans_a=True) * scale
-    dv = matmul(p, do, trans_a=True)
+    dv = matmul(_dropped(p, dropout_args), do, trans_a=True)
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
 
 

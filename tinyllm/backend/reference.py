@@ -200,11 +200,12 @@ def _causal_mask(T, S):
     return np.arange(S)[None, :] > np.arange(T)[:, None] + (S - T)
 
 
-def attention_forward(q, k, v, causal, scale):
-    """o = softmax(q k^T * scale + mask) v over (B, H, T, D) tensors; returns (o, lse).
+def attention_forward(q, k, v, causal, scale, dropout_args=None):
+    """o = dropout(softmax(q k^T * scale + mask)) v over (B, H, T, D) tensors; returns (o, lse).
 
     lse (B, H, T) is the log-sum-exp of each row of masked scores, all the backward needs to rebuild
-    the probabilities without storing them.
+    the probabilities without storing them. dropout_args: None, or (p, seed, offset, offset_shift), the
+    arguments of `dropout` (below) over the (B, H, T, S) probabilities, which the backward draws again.
     """
     s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
     if causal:
@@ -212,20 +213,23 @@ def attention_forward(q, k, v, causal, scale):
     m = s.max(axis=-1, keepdims=True)
     lse = m + np.log(np.exp(s - m).sum(axis=-1, keepdims=True))
     p = np.exp(s - lse)
+    if dropout_args is not None:
+        p = dropout(p, *dropout_args)
     return np.matmul(p, v), lse[..., 0]
 
 
-def attention_backward(do, q, k, v, o, lse, causal, scale):
-    """With P = exp(S - lse) rebuilt from the saved lse:
-    dV = P^T dO,  dP = dO V^T,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K * scale,  dK = dS^T Q * scale.
+def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
+    """With P = exp(S - lse) rebuilt from the saved lse, and Z the dropout factors (1 without dropout):
+    dV = (P Z)^T dO,  dP = (dO V^T) Z,  dS = P * (dP - rowsum(dO * O)),  dQ = dS K * scale,  dK = dS^T Q * scale.
     """
     s = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
     if causal:
         s = np.where(_causal_mask(q.shape[-2], k.shape[-2]), -np.inf, s)
     p = np.exp(s - lse[..., None])
-    dv = np.matmul(np.swapaxes(p, -1, -2), do)
     dp = np.matmul(do, np.swapaxes(v, -1, -2))
-    ds = p * (dp - (do * o).sum(axis=-1, keepdims=True))
+    dropped = (lambda x: x) if dropout_args is None else (lambda x: dropout(x, *dropout_args))
+    dv = np.matmul(np.swapaxes(dropped(p), -1, -2), do)
+    ds = p * (dropped(dp) - (do * o).sum(axis=-1, keepdims=True))
     dq = np.matmul(ds, k) * scale
     dk = np.matmul(np.swapaxes(ds, -1, -2), q) * scale
     return dq, dk, dv

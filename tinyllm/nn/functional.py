@@ -155,18 +155,22 @@ def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     """softmax(query @ key^T * scale + mask) @ value over (..., L, E) query and (..., S, E) key/value.
 
-    Without a mask or dropout this is one fused kernel (no L x S matrix kept for backward). With an
-    attn_mask (bool: True = may attend; float: added to the scores) or dropout_p > 0 it is composed of
-    the differentiable ops above. Pass dropout_p=0 at evaluation, as with PyTorch.
+    Without a mask this is one fused kernel (no L x S matrix kept for backward), dropout included: it
+    draws the masks dropout(softmax(...)) would. With an attn_mask (bool: True = may attend; float:
+    added to the scores) it is composed of the differentiable ops above. Pass dropout_p=0 at
+    evaluation, as with PyTorch.
     """
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: shapes don't fit: query {tuple(query.shape)}, "
                          f"key {tuple(key.shape)}, value {tuple(value.shape)}")
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    if attn_mask is None and dropout_p == 0.0:
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got {dropout_p}")
+    if attn_mask is None and dropout_p < 1.0:
         lead = query.shape[:-2]
         q, k, v = (t.reshape(-1, 1, *t.shape[-2:]) if t.ndim != 4 else t for t in (query, key, value))
-        out = attention.ScaledDotProductAttention.apply(q, k, v, causal=bool(is_causal), scale=float(scale))
+        out = attention.ScaledDotProductAttention.apply(q, k, v, causal=bool(is_causal), scale=float(scale),
+                                                        dropout_p=float(dropout_p))
         return out if query.ndim == 4 else out.reshape(*lead, *out.shape[-2:])
     scores = (query @ key.transpose(-2, -1)) * scale
     L, S = query.shape[-2], key.shape[-2]
