@@ -141,7 +141,7 @@ TL_INLINE void forward_block(const Attention& at, int64_t bh, int64_t i0) {
     sgemm(false, true, rows, keys, at.Dk, at.scale, q, at.Dk, k, at.Dk, false, s, keys);
     for (int64_t r = 0; r < rows; ++r) {
         lse[r] = softmax_row<W>(s + r * keys, at.visible(i0 + r), keys);
-        if (at.dropout) at.dropout_key.apply(s + r * keys, at.visible(i0 + r), uint64_t((bh * at.T + i0 + r) * at.S));
+        if (at.dropout) at.dropout_key.apply(s + r * keys, s + r * keys, at.visible(i0 + r), uint64_t((bh * at.T + i0 + r) * at.S));
     }
     sgemm(false, false, rows, at.Dv, keys, 1.0f, s, keys, v, at.Dv, false, o, at.Dv);
 }
@@ -170,9 +170,9 @@ TL_INLINE void backward_head(const Attention& at, int64_t bh) {
             const float delta = dot<W>(dout + r * at.Dv, o + r * at.Dv, at.Dv);
             const int64_t seen = at.visible(i0 + r);
             const uint64_t first = uint64_t((row0 + r) * at.S);
-            if (at.dropout) at.dropout_key.apply(dp + r * keys, seen, first);  // dP = (dO V^T) * Z
+            if (at.dropout) at.dropout_key.apply(dp + r * keys, dp + r * keys, seen, first);  // dP = (dO V^T) * Z
             softmax_grad_row<W>(s + r * keys, dp + r * keys, seen, keys, at.lse[row0 + r], delta);
-            if (at.dropout) at.dropout_key.apply(s + r * keys, seen, first);   // P * Z, for dV
+            if (at.dropout) at.dropout_key.apply(s + r * keys, s + r * keys, seen, first);   // P * Z, for dV
         }
         sgemm(true, false, keys, at.Dv, rows, 1.0f, s, keys, dout, at.Dv, true, dv, at.Dv);
         sgemm(false, false, rows, at.Dk, keys, at.scale, dp, keys, k, at.Dk, false, dq, at.Dk);

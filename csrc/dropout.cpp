@@ -27,8 +27,7 @@ void register_dropout(pybind11::module_& m) {
               pybind11::gil_scoped_release release;
               parallel_for(counters, 16, [&](int64_t b0, int64_t b1, int) {  // whole counters per thread
                   const int64_t i0 = 4 * b0, i1 = std::min(n, 4 * b1);
-                  std::copy(px + i0, px + i1, py + i0);
-                  key.apply(py + i0, i1 - i0, uint64_t(i0));
+                  key.apply(px + i0, py + i0, i1 - i0, uint64_t(i0));
               });
           },
           arg("x"), arg("p"), arg("scale"), arg("seed"), arg("offset"), arg("y"),

@@ -32,14 +32,15 @@ struct DropoutKey {
     float p, scale;
     uint64_t seed, offset;
 
-    // x[0:n) *= the factors of elements first .. first + n of the stream.
-    void apply(float* x, int64_t n, uint64_t first) const {
+    // out[0:n) = in[0:n) * the factors of elements first .. first + n of the stream (out may be in).
+    void apply(const float* in, float* out, int64_t n, uint64_t first) const {
         const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+        const float threshold = p, kept = scale;  // locals: stores to out may not alias them
         for (int64_t j = 0; j < n;) {
             const uint64_t element = first + uint64_t(j), counter = offset + element / 4;
             const PhiloxWords r = philox4x32_10(uint32_t(counter), uint32_t(counter >> 32), k0, k1);
             for (int w = int(element % 4); w < 4 && j < n; ++w, ++j) {
-                x[j] *= float(r.w[w] >> 8) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
+                out[j] = in[j] * (float(r.w[w] >> 8) * (1.0f / 16777216.0f) >= threshold ? kept : 0.0f);
             }
         }
     }

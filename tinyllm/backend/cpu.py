@@ -243,7 +243,7 @@ def silu_backward(dy, x):
 
 def dropout(x, p, seed, offset, offset_shift=None):
     kernel = _kernel("dropout", x)
-    if kernel is None or offset_shift is not None:
+    if kernel is None:
         return reference.dropout(x, p, seed, offset, offset_shift)
     y = _empty(x.shape)
     kernel(np.ascontiguousarray(x).reshape(-1), p, reference.dropout_scale(p), seed, offset, y.reshape(-1))
@@ -255,7 +255,8 @@ def dropout(x, p, seed, offset, offset_shift=None):
 
 
 def _dropout_flags(dropout_args):
-    """The kernels' dropout arguments (p, scale, seed, offset) from the contract's (p, seed, offset, shift)."""
+    """The kernels' dropout arguments (p, scale, seed, offset) from the contract's (p, seed, offset, shift);
+    the shift, a device counter of captured CUDA graphs, never comes with host arrays."""
     if dropout_args is None:
         return ()
     p, seed, offset, _ = dropout_args
@@ -264,7 +265,7 @@ def _dropout_flags(dropout_args):
 
 def attention_forward(q, k, v, causal, scale, dropout_args=None):
     kernel = _kernel("attention_forward", q, k, v)
-    if kernel is None or (dropout_args is not None and dropout_args[3] is not None):
+    if kernel is None:
         return reference.attention_forward(q, k, v, causal, scale, dropout_args)
     o, lse = _empty(q.shape[:-1] + v.shape[-1:]), _empty(q.shape[:-1])
     kernel(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), bool(causal), float(scale), o, lse,
@@ -274,7 +275,7 @@ def attention_forward(q, k, v, causal, scale, dropout_args=None):
 
 def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
     kernel = _kernel("attention_backward", do, q, k, v, o, lse)
-    if kernel is None or (dropout_args is not None and dropout_args[3] is not None):
+    if kernel is None:
         return reference.attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args)
     dq, dk, dv = _empty(q.shape), _empty(k.shape), _empty(v.shape)
     c = np.ascontiguousarray
