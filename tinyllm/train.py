@@ -246,26 +246,27 @@ class Run(Trainer):
         """The whole step on the batch in self.windows, with no host read (what the CUDA graph records):
         returns the mean loss and the gradient norm before clipping, both on the device."""
         self.optimizer.zero_grad()
-        loss_sum = 0.0
-        for window in self.windows:
-            with amp.autocast(self.config.dtype):
-                _, loss = self.model(window[:, :-1], window[:, 1:])
-            (loss / self.grad_accum).backward()
-            loss_sum = loss_sum + loss.detach()
+        loss = self.accumulate_gradients(self.windows)
         norm = clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return loss_sum / self.grad_accum, norm
+        return loss, norm
 
     def forward_backward(self):
         """grad_accum micro-batches of random windows, each loss divided by grad_accum."""
+        windows = np.stack([next(self.loader) for _ in range(self.grad_accum)])
+        loss = self.accumulate_gradients(self.on_device(windows))
+        return {"loss": loss.item(), "tokens": windows[:, :, 1:].size}
+
+    def accumulate_gradients(self, windows):
+        """Backward of each micro-batch's loss (windows: (grad_accum, batch, block_size + 1) ids) divided
+        by grad_accum, scaled by the loss scaler; returns their mean loss, a device scalar (no host read)."""
         loss_sum = 0.0
-        for _ in range(self.grad_accum):
-            window = self.on_device(next(self.loader))
+        for window in windows:
             with amp.autocast(self.config.dtype):
                 _, loss = self.model(window[:, :-1], window[:, 1:])
             self.scaler.scale(loss / self.grad_accum).backward()
-            loss_sum += loss.item()
-        return {"loss": loss_sum / self.grad_accum, "tokens": self.grad_accum * self.config.batch_size * self.block_size}
+            loss_sum = loss_sum + loss.detach()
+        return loss_sum / self.grad_accum
 
     def validation_metrics(self):
         return {"val_loss": self.evaluate(self.config.eval_batches)}
