@@ -253,16 +253,21 @@ def matmul_attention_rows(torch, B, T, d, H, rng):
     tq, tk, tv = (t(a).clone().requires_grad_() for a in (q, k, v))
     tdo = t(do)
 
-    def attn(backend):
-        o, lse = backend.attention_forward(q, k, v, True, scale)
-        return backend.attention_backward(do, q, k, v, o, lse, True, scale)
+    def attn(backend, dropout_args=None):
+        o, lse = backend.attention_forward(q, k, v, True, scale, dropout_args)
+        return backend.attention_backward(do, q, k, v, o, lse, True, scale, dropout_args)
 
-    def attn_torch():
+    def attn_torch(dropout_p=0.0):
         tq.grad = tk.grad = tv.grad = None
-        torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdo)
+        torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True, dropout_p=dropout_p).backward(tdo)
 
-    rows.append(Row("attention fwd+bwd (causal)", f"B{B} H{H} T{T} D{D}", lambda: attn(cpu), attn_torch,
-                    lambda: attn(reference), ("attention_forward", "attention_backward")))
+    drop = (0.1, 1234, 0, None)  # p 0.1 at a fixed key: the probabilities' dropout inside the kernels
+    rows += [
+        Row("attention fwd+bwd (causal)", f"B{B} H{H} T{T} D{D}", lambda: attn(cpu), attn_torch,
+            lambda: attn(reference), ("attention_forward", "attention_backward")),
+        Row("attention fwd+bwd (causal, dropout 0.1)", f"B{B} H{H} T{T} D{D}", lambda: attn(cpu, drop),
+            lambda: attn_torch(0.1), lambda: attn(reference, drop), ("attention_forward", "attention_backward")),
+    ]
     return rows
 
 
