@@ -34,6 +34,12 @@
 // attention_backward_wgmma_kernel instead: the same algorithms with the products on wgmma (see their
 // comments); mma.sync stays the sm_80 path (TINYLLM_CUDA_MMA_SYNC=1 forces it on Hopper too).
 // Tile sizes and blocks per multiprocessor are chosen by measurement (benchmarks/NOTES-cuda.md).
+//
+// Dropout (the kernels' DROPOUT variants; kernels.h's AttentionDropout): the forward multiplies each
+// tile's probabilities by their factors after the softmax has summed them (O = (P Z) V, lse as
+// without), and the backward draws the same factors for dV = (P Z)^T dO and dS = P (dP Z - delta)
+// (delta = rowsum(dO O) still: O holds the dropout). The factors come from Philox, four keys of one
+// query a counter, made in registers where they are used; nothing of the mask is stored.
 #include <cuda_fp16.h>
 
 #include <cstdlib>
@@ -237,6 +243,38 @@ __device__ __forceinline__ void online_softmax(float (&s)[R], float (&row_max)[2
     }
 }
 
+// Dropout of the probabilities in the forward layout (above; rows are queries): the lanes qd and qd ^ 1
+// hold the same four keys, one counter, of both their rows. The even lane makes the words of row
+// `row`, the odd one those of row + 8, and each hands the other the two it needs. counter: this
+// lane's row's counter of key 0, base + (bh T + row + 8 (qd & 1)) S / 4.
+template <int R>
+__device__ __forceinline__ void drop_probabilities(float (&x)[R], const AttentionDropout& drop, uint64_t counter, int n0, int qd) {
+    const bool odd = qd & 1;
+#pragma unroll
+    for (int j = 0; j < R / 4; j++) {
+        const uint4 w = philox4x32_10(counter + (n0 + 8 * j + 2 * qd) / 4, drop.seed);
+        const uint32_t a = __shfl_xor_sync(0xffffffffu, odd ? w.x : w.z, 1);  // row + 8's words 0, 1 (to the even
+        const uint32_t b = __shfl_xor_sync(0xffffffffu, odd ? w.y : w.w, 1);  // lane), row's words 2, 3 (to the odd)
+        x[4 * j] *= keep_factor(odd ? a : w.x, drop.p, drop.scale);
+        x[4 * j + 1] *= keep_factor(odd ? b : w.y, drop.p, drop.scale);
+        x[4 * j + 2] *= keep_factor(odd ? w.z : a, drop.p, drop.scale);
+        x[4 * j + 3] *= keep_factor(odd ? w.w : b, drop.p, drop.scale);
+    }
+}
+
+// Dropout factors in the backward layout (keys as rows): x[4j + 2h + c] is key key0 + g + 8h, query
+// m0 + 8j + 2qd + c, key0 a multiple of 16. A counter's four keys (of one query) lie in the lanes
+// g = 4a..4a + 3 of one qd; the one with g % 4 = 2h + c makes the words of its (h, c), and transpose4
+// gives each lane its word g % 4 of all four. z[2h + c]: the factors of column group j.
+__device__ __forceinline__ void dropout_factors_t(float (&z)[4], const AttentionDropout& drop, uint64_t base, int64_t bhT,
+                                                  int S, int key0, int m0, int j, int g, int qd) {
+    const int m = g % 4, h = m / 2, c = m % 2;
+    const uint64_t counter = base + uint64_t(bhT + m0 + 8 * j + 2 * qd + c) * (S / 4) + (key0 + g - m + 8 * h) / 4;
+    const uint4 mine = transpose4<4>(philox4x32_10(counter, drop.seed), m);
+    z[0] = keep_factor(mine.x, drop.p, drop.scale), z[1] = keep_factor(mine.y, drop.p, drop.scale);
+    z[2] = keep_factor(mine.z, drop.p, drop.scale), z[3] = keep_factor(mine.w, drop.p, drop.scale);
+}
+
 // O = acc / (the quad's row sum) for the thread's rows below T, and lse = max * scale + log(sum).
 template <typename E, int R>
 __device__ __forceinline__ void store_output(E* o, float* lse, const float (&acc)[R], const float (&row_max)[2],
@@ -263,11 +301,11 @@ __device__ __forceinline__ void store_output(E* o, float* lse, const float (&acc
 constexpr int kFwdBM = 128, kFwdBN = 64;
 template <int D> constexpr int kFwdBlocksPerSM = D == 64 ? 2 : 1;
 
-template <typename E, int D>
+template <typename E, int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forward_kernel(const E* __restrict__ q, const E* __restrict__ k,
                                                                      const E* __restrict__ v, E* __restrict__ o,
                                                                      float* __restrict__ lse, int T, int S, bool causal,
-                                                                     float scale) {
+                                                                     float scale, AttentionDropout drop) {
     constexpr int BM = kFwdBM, BN = kFwdBN, LD = D + kPad;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     E* sQ = reinterpret_cast<E*>(smem_raw);
@@ -294,6 +332,7 @@ __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forwar
     load_a<E, D, LD>(qf, smem_addr(sQ + warp * 16 * LD));
 
     const float sl2 = scale * kLog2e;  // scores are kept unscaled; exp(x * scale) = exp2(x * sl2)
+    const uint64_t counter = DROPOUT ? dropout_base(drop) + uint64_t(bh * T + row0 + g + 8 * (qd & 1)) * (S / 4) : 0;
     float acc[D / 8][4] = {}, row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
     for (int t = 0; t < tiles; t++) {
         const int n0 = t * BN;
@@ -315,6 +354,7 @@ __global__ void __launch_bounds__(kThreads, kFwdBlocksPerSM<D>) attention_forwar
         if (n0 + BN > S || (causal && n0 + BN - 1 > row0 + shift)) mask_scores(flat(s), row0 + g, n0, qd, S, causal, shift);
         float corr[2];
         online_softmax(flat(s), row_max, row_sum, corr, sl2);
+        if constexpr (DROPOUT) drop_probabilities(flat(s), drop, counter, n0, qd);
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt++)
 #pragma unroll
@@ -380,11 +420,11 @@ __global__ void attention_backward_preprocess_kernel(const E* __restrict__ dout,
     }
 }
 
-template <typename E, int D>
+template <typename E, int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backward_kernel(
     const E* __restrict__ q, const E* __restrict__ k, const E* __restrict__ v, const E* __restrict__ dout,
     const float* __restrict__ lse2, const float* __restrict__ delta, float* __restrict__ dq_acc, E* __restrict__ dk,
-    E* __restrict__ dv, int T, int S, bool causal, float scale) {
+    E* __restrict__ dv, int T, int S, bool causal, float scale, AttentionDropout drop) {
     constexpr int BN = kBwdBN, BM = kBwdBM<D>, LD = D + kPad, LDS = BM + kPad;
     // dQ = dS K: the warps split the BM x D tile into WR row groups of 16 and WC column groups of DC.
     constexpr int WR = BM / 16, WC = kWarps / WR, DC = D / WC;
@@ -419,6 +459,7 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
     fetch(0);
 
     const float sl2 = scale * kLog2e;
+    const uint64_t base = DROPOUT ? dropout_base(drop) : 0;
     float dk_acc[D / 8][4] = {}, dv_acc[D / 8][4] = {};
     for (int t = 0; t < tiles; t++) {
         const int m0 = m_begin + t * BM;
@@ -449,9 +490,22 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
                     if (key >= S || query >= T || (causal && key > query + shift)) s[nt][e] = 0.0f;
                 }
         }
-        mma_ab<E, D, BM, LD>(dv_acc, s, cdO);  // dV += P^T dO
+        uint32_t kept = 0;  // DROPOUT: bit 4 nt + e set where element (nt, e) is kept (BM / 2 <= 32 bits)
+        if constexpr (DROPOUT) {
+            float pz[BM / 8][4];  // P^T Z for dV; P^T itself stays for dS^T
+#pragma unroll
+            for (int nt = 0; nt < BM / 8; nt++) {
+                float z[4];
+                dropout_factors_t(z, drop, base, bh * T, S, key0, m0, nt, g, qd);
+#pragma unroll
+                for (int e = 0; e < 4; e++) pz[nt][e] = s[nt][e] * z[e], kept |= uint32_t(z[e] != 0.0f) << (4 * nt + e);
+            }
+            mma_ab<E, D, BM, LD>(dv_acc, pz, cdO);  // dV += (P^T Z) dO
+        } else {
+            mma_ab<E, D, BM, LD>(dv_acc, s, cdO);  // dV += P^T dO
+        }
 
-        // dP^T = V dO^T, then dS^T = P^T * (dP^T - delta), in place of P^T.
+        // dP^T = V dO^T (times Z), then dS^T = P^T * (dP^T - delta), in place of P^T.
         {
             float dp[BM / 8][4] = {};
             mma_abt<E, BM, D, LD>(dp, smem_addr(sV + warp * 16 * LD), cdO);
@@ -459,7 +513,10 @@ __global__ void __launch_bounds__(kThreads, kBwdBlocksPerSM<D>) attention_backwa
             for (int nt = 0; nt < BM / 8; nt++) {
                 const float2 d = *reinterpret_cast<const float2*>(cDelta + nt * 8 + 2 * qd);
 #pragma unroll
-                for (int e = 0; e < 4; e++) s[nt][e] *= dp[nt][e] - (e % 2 ? d.y : d.x);
+                for (int e = 0; e < 4; e++) {
+                    const float dpz = DROPOUT ? (kept >> (4 * nt + e) & 1u ? dp[nt][e] * drop.scale : 0.0f) : dp[nt][e];
+                    s[nt][e] *= dpz - (e % 2 ? d.y : d.x);
+                }
             }
         }
         mma_ab<E, D, BM, LD>(dk_acc, s, cQ);  // dK += dS^T Q
@@ -572,13 +629,13 @@ template <typename E, int R> __device__ __forceinline__ void acc_to_a(uint32_t (
 __device__ int attention_wgmma_compiled = 0;
 #endif
 
-template <typename E, int D>
+template <typename E, int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
     const __grid_constant__ CUtensorMap map_q, const __grid_constant__ CUtensorMap map_dout,
     const __grid_constant__ CUtensorMap map_lse2, const __grid_constant__ CUtensorMap map_delta,
     const __grid_constant__ CUtensorMap map_dq, const E* __restrict__ k,
     const E* __restrict__ v, float* __restrict__ dq_acc, E* __restrict__ dk, E* __restrict__ dv, int T, int S, bool causal,
-    float scale) {
+    float scale, AttentionDropout drop) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     constexpr int BN = kWgBN, BM = kWgBM, KV = BN * D * 2, QB = BM * D * 2;  // tile bytes
     constexpr uint32_t kStageBytes = 2 * QB + 2 * BM * sizeof(float);      // Q, dO, lse2, delta of one tile
@@ -637,6 +694,7 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
     const uint32_t aK = smem_addr(sK) + wg * 64 * 128, aV = smem_addr(sV) + wg * 64 * 128;
     const uint32_t bKq = smem_addr(sK) + (wg * D / 2) / 64 * (BN * 128) + (wg * D / 2) % 64 * 2;
     const float sl2 = scale * kLog2e;
+    const uint64_t base = DROPOUT ? dropout_base(drop) : 0;
     float dk_acc[D / 2], dv_acc[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; i++) dk_acc[i] = dv_acc[i] = 0.0f;
@@ -685,12 +743,17 @@ __global__ void __launch_bounds__(kThreads, 1) attention_backward_wgmma_kernel(
                         if (key >= S || query >= T || (causal && key > query + shift)) s[4 * j + e] = 0.0f;
                     }
             }
-            // dS^T = P^T * (dP^T - delta), in place of dP^T.
+            // dS^T = P^T * (dP^T Z - delta), in place of dP^T; then P^T Z, in place of P^T, for dV.
 #pragma unroll
             for (int j = 0; j < 8; j++) {
                 const float2 d = *reinterpret_cast<const float2*>(cDelta + 8 * j + 2 * qd);
+                float z[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+                if constexpr (DROPOUT) dropout_factors_t(z, drop, base, int64_t(bh) * T, S, key0, m0, j, g, qd);
 #pragma unroll
-                for (int e = 0; e < 4; e++) dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e % 2 ? d.y : d.x));
+                for (int e = 0; e < 4; e++) {
+                    dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] * z[e] - (e % 2 ? d.y : d.x));
+                    if constexpr (DROPOUT) s[4 * j + e] *= z[e];
+                }
             }
             uint32_t pa[4][4];
 #pragma unroll
@@ -801,11 +864,11 @@ template <int D> constexpr int kWgFwdBN = D == 64 ? 64 : 128;
 template <int D> constexpr int kWgFwdBlocksPerSM = D == 64 ? 2 : 1;
 template <int D> constexpr int kWgFwdSmem = 1024 /* alignment */ + (kWgFwdBM + 5 * kWgFwdBN<D>) * D * 2 + 11 * 8 /* mbarriers */;
 
-template <typename E, int D>
+template <typename E, int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forward_wgmma_kernel(
     const __grid_constant__ CUtensorMap map_q, const __grid_constant__ CUtensorMap map_k,
     const __grid_constant__ CUtensorMap map_v, E* __restrict__ o, float* __restrict__ lse, int T, int S, bool causal,
-    float scale) {
+    float scale, AttentionDropout drop) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     constexpr int BM = kWgFwdBM, BN = kWgFwdBN<D>, KB = BN * D * 2;  // KB: bytes of a K or V tile
     extern __shared__ unsigned char smem_raw[];
@@ -858,6 +921,7 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
 
     const uint32_t aQ = smem_addr(sQ) + wg * 64 * 128;  // the warpgroup's 64 rows of each D chunk
     const float sl2 = scale * kLog2e;  // scores are kept unscaled; exp(x * scale) = exp2(x * sl2)
+    const uint64_t counter = DROPOUT ? dropout_base(drop) + uint64_t(int64_t(bh) * T + row0 + 8 * (qd & 1)) * (S / 4) : 0;
     float acc[D / 2], row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int i = 0; i < D / 2; i++) acc[i] = 0.0f;
@@ -901,6 +965,7 @@ __global__ void __launch_bounds__(kThreads, kWgFwdBlocksPerSM<D>) attention_forw
         if (n0 + BN > S || (causal && n0 + BN - 1 > row_wg + shift)) mask_scores(s, row0, n0, qd, S, causal, shift);
         float corr[2];
         online_softmax(s, row_max, row_sum, corr, sl2);
+        if constexpr (DROPOUT) drop_probabilities(s, drop, counter, n0, qd);
         wgmma_wait<0>();  // P V of tile t - 1 has reached acc, and is done with pa and V(t - 1)
         fence_operands(acc), fence_operands(pa);
         if (t > 0) release(&v_empty[(t - 1) % 3]);
@@ -935,29 +1000,29 @@ __global__ void attention_dq_convert_kernel(const float* __restrict__ acc, E* __
 // ---- launches -------------------------------------------------------------------------------------
 
 struct Forward {
-template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_t st) {
+template <typename E, int D, bool DROPOUT> static void run(const AttentionArgs& a, cudaStream_t st) {
     if (attention_uses_wgmma()) {
-        auto kernel = attention_forward_wgmma_kernel<E, D>;
+        auto kernel = attention_forward_wgmma_kernel<E, D, DROPOUT>;
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgFwdSmem<D>));
         const CUtensorMap map_q = tensor_map(a.q, D, a.T, a.BH, int64_t(a.T) * D, kWgFwdBM);
         const CUtensorMap map_k = tensor_map(a.k, D, a.S, a.BH, int64_t(a.S) * D, kWgFwdBN<D>);
         const CUtensorMap map_v = tensor_map(a.v, D, a.S, a.BH, int64_t(a.S) * D, kWgFwdBN<D>);
         kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.T, kWgFwdBM)), kThreads, kWgFwdSmem<D>, st>>>(
-            map_q, map_k, map_v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
+            map_q, map_k, map_v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale, a.drop);
         CUDA_CHECK_LAUNCH();
         return;
     }
-    auto kernel = attention_forward_kernel<E, D>;
+    auto kernel = attention_forward_kernel<E, D, DROPOUT>;
     constexpr int smem = (kFwdBM + 4 * kFwdBN) * (D + kPad) * sizeof(E);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.T, kFwdBM)), kThreads, smem, st>>>(
-        (const E*)a.q, (const E*)a.k, (const E*)a.v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
+        (const E*)a.q, (const E*)a.k, (const E*)a.v, (E*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale, a.drop);
     CUDA_CHECK_LAUNCH();
 }
 };
 
 struct Backward {
-template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_t st) {
+template <typename E, int D, bool DROPOUT> static void run(const AttentionArgs& a, cudaStream_t st) {
     const int64_t rows = a.BH * a.T;
     float* dq_acc = reinterpret_cast<float*>(a.scratch);
     const int64_t padded = a.BH * padded_rows(a.T);
@@ -968,7 +1033,7 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
     CUDA_CHECK_LAUNCH();
 
     if (attention_uses_wgmma()) {
-        auto kernel = attention_backward_wgmma_kernel<E, D>;
+        auto kernel = attention_backward_wgmma_kernel<E, D, DROPOUT>;
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSmem<D>));
         const CUtensorMap map_q = tensor_map(a.q, D, a.T, a.BH, int64_t(a.T) * D, kWgBM);
         const CUtensorMap map_dout = tensor_map(a.dout, D, a.T, a.BH, int64_t(a.T) * D, kWgBM);
@@ -977,17 +1042,17 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
         kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kWgBN)), kThreads, kWgSmem<D>, st>>>(
             map_q, map_dout, map_lse2, map_delta, tensor_map(uintptr_t(dq_acc), D, a.T, a.BH, int64_t(a.T) * D, kWgBM, true),
             (const E*)a.k, (const E*)a.v, dq_acc, (E*)a.dk, (E*)a.dv, a.T, a.S,
-            a.causal, a.scale);
+            a.causal, a.scale, a.drop);
         CUDA_CHECK_LAUNCH();
     } else {
-    auto kernel = attention_backward_kernel<E, D>;
+    auto kernel = attention_backward_kernel<E, D, DROPOUT>;
     constexpr int BM = kBwdBM<D>;
     constexpr int smem = (2 * kBwdBN + 4 * BM) * (D + kPad) * sizeof(E) + kBwdBN * (BM + kPad) * sizeof(E) +
                          4 * BM * sizeof(float);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     kernel<<<dim3(static_cast<unsigned>(a.BH), ceil_div(a.S, kBwdBN)), kThreads, smem, st>>>(
         (const E*)a.q, (const E*)a.k, (const E*)a.v, (const E*)a.dout, lse2, delta, dq_acc, (E*)a.dk, (E*)a.dv, a.T,
-        a.S, a.causal, a.scale);
+        a.S, a.causal, a.scale, a.drop);
     CUDA_CHECK_LAUNCH();
     }
 
@@ -997,12 +1062,16 @@ template <typename E, int D> static void run(const AttentionArgs& a, cudaStream_
 }
 };
 
-// Op::run<E, D> for the storage type and head dim: where run-time values become template arguments.
+// Op::run<E, D, DROPOUT> for the storage type, head dim and dropout: where run-time values become
+// template arguments.
+template <typename Op, typename E, int D> void dispatch_dropout(const AttentionArgs& a, cudaStream_t st) {
+    a.drop.p > 0.0f ? Op::template run<E, D, true>(a, st) : Op::template run<E, D, false>(a, st);
+}
 template <typename Op> void dispatch_half(const AttentionArgs& a, cudaStream_t st) {
     if (a.dt == DType::bf16)
-        a.D == 64 ? Op::template run<bf16, 64>(a, st) : Op::template run<bf16, 128>(a, st);
+        a.D == 64 ? dispatch_dropout<Op, bf16, 64>(a, st) : dispatch_dropout<Op, bf16, 128>(a, st);
     else
-        a.D == 64 ? Op::template run<f16, 64>(a, st) : Op::template run<f16, 128>(a, st);
+        a.D == 64 ? dispatch_dropout<Op, f16, 64>(a, st) : dispatch_dropout<Op, f16, 128>(a, st);
 }
 
 void validate(const AttentionArgs& a, const char* name) {
@@ -1010,13 +1079,16 @@ void validate(const AttentionArgs& a, const char* name) {
     if (!(a.scale > 0.0f)) throw std::invalid_argument(std::string(name) + ": scale must be positive");
     if (a.dt != DType::f32 && a.dt != DType::bf16 && a.dt != DType::f16)
         throw std::invalid_argument(std::string(name) + ": dtype must be float32, bfloat16 or float16");
+    if (a.drop.p > 0.0f && a.S % 4 != 0)
+        throw std::invalid_argument(std::string(name) + ": dropout needs the number of keys to be a multiple of 4, got " +
+                                    std::to_string(a.S));
 }
 
 }  // namespace
 
 void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
-                       int D, bool causal, float scale, DType dt, uintptr_t stream) {
-    const AttentionArgs a{q, k, v, o, lse, 0, 0, 0, 0, 0, BH, T, S, D, causal, scale, dt};
+                       int D, bool causal, float scale, const AttentionDropout& drop, DType dt, uintptr_t stream) {
+    const AttentionArgs a{q, k, v, o, lse, 0, 0, 0, 0, 0, BH, T, S, D, causal, scale, dt, drop};
     validate(a, "tinyllm._cuda.attention_forward");
     if (BH == 0 || T == 0) return;
     if (dt == DType::f32) return attention_forward_f32(a, as_stream(stream));
@@ -1041,8 +1113,8 @@ int64_t attention_backward_scratch_floats(int64_t BH, int T, int D) { return BH 
 
 void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
                         uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,
-                        float scale, DType dt, uintptr_t stream) {
-    const AttentionArgs a{q, k, v, o, lse, dout, dq, dk, dv, scratch, BH, T, S, D, causal, scale, dt};
+                        float scale, const AttentionDropout& drop, DType dt, uintptr_t stream) {
+    const AttentionArgs a{q, k, v, o, lse, dout, dq, dk, dv, scratch, BH, T, S, D, causal, scale, dt, drop};
     validate(a, "tinyllm._cuda.attention_backward");
     if (BH == 0 || S == 0) return;
     if (T == 0) {  // no queries: the keys and values get zero gradients

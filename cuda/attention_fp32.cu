@@ -15,6 +15,10 @@
 //  - dQ: rows = queries, columns = keys; it also writes delta for the next kernel;
 //  - dK, dV: rows = keys, columns = queries (from the first query the causal mask lets see them).
 // No atomics: each output row is owned by one warp, so the float32 results are deterministic.
+// With dropout (DROPOUT), the probabilities are multiplied by the factors of AttentionDropout: the row
+// kernels' four lanes 4b..4b+3 hold the four keys of one counter for each of the warp's 4 rows, so
+// each lane makes one row's words and transpose4 deals them out; the dK, dV kernel's lane holds the
+// four keys of one counter (its query) and makes them itself.
 #include "attention.cuh"
 
 namespace tinyllm::cuda {
@@ -67,16 +71,26 @@ __device__ __forceinline__ void accumulate(float (&acc)[kRows][D / 32], const fl
     }
 }
 
+// The dropout factors z[r] of key n0 + lane (this lane's) for the rows row0 + r of a row kernel.
+__device__ __forceinline__ void row_dropout(float (&z)[kRows], const AttentionDropout& drop, uint64_t base, int64_t bh, int T,
+                                            int S, int row0, int n0) {
+    const int lane = threadIdx.x % 32, m = lane % 4;
+    const uint4 w = philox4x32_10(base + uint64_t(bh * T + row0 + m) * (S / 4) + (n0 + lane) / 4, drop.seed);
+    const uint4 mine = transpose4<1>(w, m);  // word m (this lane's key) of the counters of rows row0..row0 + 3
+    z[0] = keep_factor(mine.x, drop.p, drop.scale), z[1] = keep_factor(mine.y, drop.p, drop.scale);
+    z[2] = keep_factor(mine.z, drop.p, drop.scale), z[3] = keep_factor(mine.w, drop.p, drop.scale);
+}
+
 // Whether query `qi` may see key `kj` (both inside their sequences).
 __device__ __forceinline__ bool visible(int qi, int kj, int T, int S, bool causal) {
     return qi < T && kj < S && !(causal && kj > qi + S - T);
 }
 
-template <int D>
+template <int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const float* __restrict__ q, const float* __restrict__ k,
                                                            const float* __restrict__ v, float* __restrict__ o,
                                                            float* __restrict__ lse, int T, int S, bool causal,
-                                                           float scale) {
+                                                           float scale, AttentionDropout drop) {
     constexpr int LD = D + 4, BM = kWarps * kRows;
     extern __shared__ __align__(16) float smem[];
     float *sQ = smem, *sK = sQ + BM * LD, *sV = sK + kTile * LD;
@@ -84,6 +98,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const float* __restri
     q += bh * T * D, k += bh * S * D, v += bh * S * D, o += bh * T * D, lse += bh * T;
     const int m0 = blockIdx.x * BM, lane = threadIdx.x % 32, warp = threadIdx.x / 32, row0 = m0 + warp * kRows;
     const int n_end = causal ? min(S, m0 + BM + S - T) : S;
+    const uint64_t base = DROPOUT ? dropout_base(drop) : 0;
     load_rows<D>(sQ, q, m0, T, BM);
 
     float acc[kRows][D / 32] = {}, m[kRows], l[kRows] = {};
@@ -108,6 +123,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const float* __restri
 #pragma unroll
             for (int i = 0; i < D / 32; i++) acc[r][i] *= corr;
         }
+        if (DROPOUT) {  // O sums the dropped probabilities; l, the row's normaliser, the kept ones
+            float z[kRows];
+            row_dropout(z, drop, base, bh, T, S, row0, n0);
+#pragma unroll
+            for (int r = 0; r < kRows; r++) s[r] *= z[r];
+        }
         accumulate<D>(acc, s, sV);
     }
 #pragma unroll
@@ -120,13 +141,13 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const float* __restri
 }
 
 // dQ over a block of queries; writes delta = rowsum(dO * O) for the dK, dV kernel.
-template <int D>
+template <int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const float* __restrict__ q, const float* __restrict__ k,
                                                                const float* __restrict__ v, const float* __restrict__ o,
                                                                const float* __restrict__ dout,
                                                                const float* __restrict__ lse, float* __restrict__ delta,
                                                                float* __restrict__ dq, int T, int S, bool causal,
-                                                               float scale) {
+                                                               float scale, AttentionDropout drop) {
     constexpr int LD = D + 4, BM = kWarps * kRows;
     extern __shared__ __align__(16) float smem[];
     float *sQ = smem, *sdO = sQ + BM * LD, *sK = sdO + BM * LD, *sV = sK + kTile * LD;
@@ -135,6 +156,7 @@ __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const float* __re
     k += bh * S * D, v += bh * S * D;
     const int m0 = blockIdx.x * BM, lane = threadIdx.x % 32, warp = threadIdx.x / 32, row0 = m0 + warp * kRows;
     const int n_end = causal ? min(S, m0 + BM + S - T) : S;
+    const uint64_t base = DROPOUT ? dropout_base(drop) : 0;
     load_rows<D>(sQ, q, m0, T, BM);
     load_rows<D>(sdO, dout, m0, T, BM);
 
@@ -159,6 +181,12 @@ __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const float* __re
         float s[kRows], dp[kRows];
         dots<D>(s, sQ + warp * kRows * LD, sK);
         dots<D>(dp, sdO + warp * kRows * LD, sV);
+        if (DROPOUT) {  // dP = (dO V^T) Z
+            float z[kRows];
+            row_dropout(z, drop, base, bh, T, S, row0, n0);
+#pragma unroll
+            for (int r = 0; r < kRows; r++) dp[r] *= z[r];
+        }
 #pragma unroll
         for (int r = 0; r < kRows; r++) {
             const float p = visible(row0 + r, n0 + lane, T, S, causal) ? expf(s[r] * scale - row_lse[r]) : 0.0f;
@@ -174,14 +202,14 @@ __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const float* __re
 }
 
 // dK and dV over a block of keys.
-template <int D>
+template <int D, bool DROPOUT>
 __global__ void __launch_bounds__(kThreads) backward_dkv_kernel(const float* __restrict__ q, const float* __restrict__ k,
                                                                 const float* __restrict__ v,
                                                                 const float* __restrict__ dout,
                                                                 const float* __restrict__ lse,
                                                                 const float* __restrict__ delta, float* __restrict__ dk,
                                                                 float* __restrict__ dv, int T, int S, bool causal,
-                                                                float scale) {
+                                                                float scale, AttentionDropout drop) {
     constexpr int LD = D + 4, BN = kWarps * kRows;
     extern __shared__ __align__(16) float smem[];
     float *sK = smem, *sV = sK + BN * LD, *sQ = sV + BN * LD, *sdO = sQ + kTile * LD;
@@ -191,6 +219,7 @@ __global__ void __launch_bounds__(kThreads) backward_dkv_kernel(const float* __r
     k += bh * S * D, v += bh * S * D, dk += bh * S * D, dv += bh * S * D;
     const int n0 = blockIdx.x * BN, lane = threadIdx.x % 32, warp = threadIdx.x / 32, key0 = n0 + warp * kRows;
     const int m_begin = causal ? max(0, n0 - (S - T)) / kTile * kTile : 0;  // the first query that sees key n0
+    const uint64_t base = DROPOUT ? dropout_base(drop) : 0;
     load_rows<D>(sK, k, n0, S, BN);
     load_rows<D>(sV, v, n0, S, BN);
 
@@ -208,10 +237,17 @@ __global__ void __launch_bounds__(kThreads) backward_dkv_kernel(const float* __r
         float p[kRows], ds[kRows];
         dots<D>(p, sK + warp * kRows * LD, sQ);
         dots<D>(ds, sV + warp * kRows * LD, sdO);
+        float z[kRows] = {1.0f, 1.0f, 1.0f, 1.0f};  // dropout's factors of keys key0..key0 + 3: one counter
+        if (DROPOUT) {
+            const uint4 w = philox4x32_10(base + uint64_t(bh * T + m0 + lane) * (S / 4) + key0 / 4, drop.seed);
+            z[0] = keep_factor(w.x, drop.p, drop.scale), z[1] = keep_factor(w.y, drop.p, drop.scale);
+            z[2] = keep_factor(w.z, drop.p, drop.scale), z[3] = keep_factor(w.w, drop.p, drop.scale);
+        }
 #pragma unroll
-        for (int r = 0; r < kRows; r++) {
+        for (int r = 0; r < kRows; r++) {  // dS = P (dP Z - delta); dV takes P Z
             p[r] = visible(m0 + lane, key0 + r, T, S, causal) ? expf(p[r] * scale - sL[lane]) : 0.0f;
-            ds[r] = p[r] * (ds[r] - sD[lane]);
+            ds[r] = p[r] * (ds[r] * z[r] - sD[lane]);
+            p[r] *= z[r];
         }
         accumulate<D>(dv_acc, p, sdO);
         accumulate<D>(dk_acc, ds, sQ);
@@ -236,27 +272,31 @@ void launch(K kernel, int64_t rows, int64_t BH, int tiles, int D, int extra, cud
     CUDA_CHECK_LAUNCH();
 }
 
-template <int D> void forward(const AttentionArgs& a, cudaStream_t st) {
-    launch(forward_kernel<D>, a.T, a.BH, 3, D, 0, st, (const float*)a.q, (const float*)a.k, (const float*)a.v,
-           (float*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale);
+template <int D, bool DROPOUT> void forward(const AttentionArgs& a, cudaStream_t st) {
+    launch(forward_kernel<D, DROPOUT>, a.T, a.BH, 3, D, 0, st, (const float*)a.q, (const float*)a.k, (const float*)a.v,
+           (float*)a.o, (float*)a.lse, a.T, a.S, a.causal, a.scale, a.drop);
 }
 
-template <int D> void backward(const AttentionArgs& a, cudaStream_t st) {
+template <int D, bool DROPOUT> void backward(const AttentionArgs& a, cudaStream_t st) {
     const auto *q = (const float*)a.q, *k = (const float*)a.k, *v = (const float*)a.v, *dout = (const float*)a.dout;
     const auto* lse = (const float*)a.lse;
     float* delta = reinterpret_cast<float*>(a.scratch);
-    launch(backward_dq_kernel<D>, a.T, a.BH, 4, D, 0, st, q, k, v, (const float*)a.o, dout, lse, delta, (float*)a.dq,
-           a.T, a.S, a.causal, a.scale);
-    launch(backward_dkv_kernel<D>, a.S, a.BH, 4, D, 2 * kTile, st, q, k, v, dout, lse, (const float*)delta,
-           (float*)a.dk, (float*)a.dv, a.T, a.S, a.causal, a.scale);
+    launch(backward_dq_kernel<D, DROPOUT>, a.T, a.BH, 4, D, 0, st, q, k, v, (const float*)a.o, dout, lse, delta,
+           (float*)a.dq, a.T, a.S, a.causal, a.scale, a.drop);
+    launch(backward_dkv_kernel<D, DROPOUT>, a.S, a.BH, 4, D, 2 * kTile, st, q, k, v, dout, lse, (const float*)delta,
+           (float*)a.dk, (float*)a.dv, a.T, a.S, a.causal, a.scale, a.drop);
 }
 
 }  // namespace
 
-void attention_forward_f32(const AttentionArgs& a, cudaStream_t st) { (a.D == 64 ? forward<64> : forward<128>)(a, st); }
+void attention_forward_f32(const AttentionArgs& a, cudaStream_t st) {
+    const bool drop = a.drop.p > 0.0f;
+    (a.D == 64 ? (drop ? forward<64, true> : forward<64, false>) : (drop ? forward<128, true> : forward<128, false>))(a, st);
+}
 
 void attention_backward_f32(const AttentionArgs& a, cudaStream_t st) {
-    (a.D == 64 ? backward<64> : backward<128>)(a, st);
+    const bool drop = a.drop.p > 0.0f;
+    (a.D == 64 ? (drop ? backward<64, true> : backward<64, false>) : (drop ? backward<128, true> : backward<128, false>))(a, st);
 }
 
 }  // namespace tinyllm::cuda

@@ -3,31 +3,10 @@
 // definition is tinyllm/backend/reference.py: dropout; csrc/dropout.cpp computes the same bits on the
 // CPU). One thread makes the four words of one counter and applies them to four consecutive
 // elements. No mask is stored: the backward pass runs the same kernel on dy with the same key.
-#include "common.cuh"
+#include "philox.cuh"
 
 namespace tinyllm::cuda {
 namespace {
-
-__device__ __forceinline__ uint4 philox4x32_10(uint64_t counter, uint64_t seed) {
-    uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-#pragma unroll
-    for (int round = 0; round < 10; round++) {
-        const uint32_t hi0 = __umulhi(c0, 0xD2511F53u), lo0 = c0 * 0xD2511F53u;
-        const uint32_t hi1 = __umulhi(c2, 0xCD9E8D57u), lo1 = c2 * 0xCD9E8D57u;
-        c0 = hi1 ^ c1 ^ k0;
-        c1 = lo1;
-        c2 = hi0 ^ c3 ^ k1;
-        c3 = lo0;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    return make_uint4(c0, c1, c2, c3);
-}
-
-__device__ __forceinline__ float keep_factor(uint32_t word, float p, float scale) {
-    return float(word >> 8) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
-}
 
 // VEC: the four elements of a counter are loaded and stored as one aligned access (n a multiple of 4).
 template <typename T, bool VEC>

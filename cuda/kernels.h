@@ -128,14 +128,21 @@ void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, 
 
 // attention.cu: q, o, dout, dq (BH, T, D), k, v, dk, dv (BH, S, D), all T (float32, bfloat16 or float16),
 // D 64 or 128, scale > 0; lse (BH, T) float32. scratch holds attention_backward_scratch_floats(BH, T, D).
+// drop: dropout of the (BH, T, S) probabilities as dropout() above would draw it (p = 0: none; p > 0
+// needs S a multiple of 4); shift is a device pointer to a uint64 added to offset, or 0.
+struct AttentionDropout {
+    float p = 0.0f, scale = 1.0f;
+    uint64_t seed = 0, offset = 0;
+    uintptr_t shift = 0;
+};
 void attention_forward(uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T, int S,
-                       int D, bool causal, float scale, DType dt, uintptr_t stream);
+                       int D, bool causal, float scale, const AttentionDropout& drop, DType dt, uintptr_t stream);
 int64_t attention_backward_scratch_floats(int64_t BH, int T, int D);
 // Whether attention_forward and attention_backward's main kernel are the Hopper (wgmma) ones on the
 // current device (the first call per device synchronises); TINYLLM_CUDA_MMA_SYNC=1 forces mma.sync.
 bool attention_uses_wgmma();
 void attention_backward(uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, uintptr_t dq,
                         uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S, int D, bool causal,
-                        float scale, DType dt, uintptr_t stream);
+                        float scale, const AttentionDropout& drop, DType dt, uintptr_t stream);
 
 }  // namespace tinyllm::cuda

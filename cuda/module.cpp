@@ -143,15 +143,20 @@ PYBIND11_MODULE(_cuda, m) {
                         stream);
     });
 
+    // dropout: (p, scale, seed, offset, shift) as dropout's arguments, p = 0 for none.
     m.def("attention_forward", [](uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse, int64_t BH, int T,
-                                  int S, int D, bool causal, float scale, int dt, uintptr_t stream) {
-        attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, dtype(dt), stream);
+                                  int S, int D, bool causal, float scale, float p, float p_scale, uint64_t seed,
+                                  uint64_t offset, uintptr_t shift, int dt, uintptr_t stream) {
+        attention_forward(q, k, v, o, lse, BH, T, S, D, causal, scale, {p, p_scale, seed, offset, shift}, dtype(dt),
+                          stream);
     });
     m.def("attention_backward_scratch_floats", &attention_backward_scratch_floats);
     m.def("attention_uses_wgmma", &attention_uses_wgmma);
     m.def("attention_backward", [](uintptr_t dout, uintptr_t q, uintptr_t k, uintptr_t v, uintptr_t o, uintptr_t lse,
                                    uintptr_t dq, uintptr_t dk, uintptr_t dv, uintptr_t scratch, int64_t BH, int T, int S,
-                                   int D, bool causal, float scale, int dt, uintptr_t stream) {
-        attention_backward(dout, q, k, v, o, lse, dq, dk, dv, scratch, BH, T, S, D, causal, scale, dtype(dt), stream);
+                                   int D, bool causal, float scale, float p, float p_scale, uint64_t seed,
+                                   uint64_t offset, uintptr_t shift, int dt, uintptr_t stream) {
+        attention_backward(dout, q, k, v, o, lse, dq, dk, dv, scratch, BH, T, S, D, causal, scale,
+                           {p, p_scale, seed, offset, shift}, dtype(dt), stream);
     });
 }

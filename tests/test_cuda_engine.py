@@ -9,6 +9,7 @@ differences grow through the updates, so the losses are compared at 1e-4. bfloat
 matmul and attention operands are rounded to 8 bits of mantissa on both devices, but the products
 are summed in other orders and rounded again, so the loss agrees to 1e-2.
 """
+import dataclasses
 import functools
 import types
 
@@ -105,8 +106,12 @@ def train(config, device, steps=20, amp_dtype=None):
     return np.array(losses)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
 @CONFIGS
-def test_training_on_gpu_matches_cpu(config):
+def test_training_on_gpu_matches_cpu(config, dropout):
+    """With dropout both devices draw the same masks (one counter-based stream), the attention's inside
+    the fused kernels on the GPU (head dim 64, 32 keys) and in the C++ kernel on the CPU."""
+    config = dataclasses.replace(config, dropout=dropout)
     gpu, cpu = train(config, "cuda"), train(config, "cpu")
     assert gpu[-1] < gpu[0] - 0.3, "the model should learn the four batches"
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, err_msg=f"largest relative gap {np.max(np.abs(gpu / cpu - 1)):.2e}")

@@ -271,21 +271,90 @@ def test_attention(monkeypatch, kernel, causal, dtype, T, S, D):
         close(g, r, 2 * tol)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, dtypes.bfloat16])
+# Dropout's shapes: key counts a multiple of 4 run our kernels (tile remainders, several key and query
+# tiles, fewer queries than keys); 37 keys run the CuPy fallback.
+DROPOUT_SHAPES = [(256, 256, 64), (130, 132, 64), (200, 256, 128), (64, 320, 128), (37, 37, 64)]
+
+
+@pytest.mark.parametrize("kernel", ["ours", "mma.sync"])
 @pytest.mark.parametrize("causal", [True, False])
-def test_attention_with_dropout(causal, dtype):
-    """Attention with dropout runs the CuPy composition with our dropout kernel: the reference's
-    factors, also when the offset comes partly from a device counter (a captured step's)."""
-    q, k, v, do = rand((2, 3, 37, 64), dtype), rand((2, 3, 37, 64), dtype), rand((2, 3, 37, 64), dtype), rand((2, 3, 37, 64), dtype)
-    tol = TOL[np.dtype(dtype)]
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,S,D", DROPOUT_SHAPES)
+def test_attention_with_dropout(monkeypatch, kernel, causal, dtype, T, S, D):
+    """Attention with dropout against the reference's, also when the offset comes partly from a device
+    counter (a captured step's)."""
+    if kernel == "mma.sync" and dtype == np.float32:
+        pytest.skip("float32 runs the CUDA-core kernels either way")
+    monkeypatch.setenv("TINYLLM_CUDA_MMA_SYNC", "1" if kernel == "mma.sync" else "0")
+    q, k, v, do = rand((2, 3, T, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, S, D), dtype), rand((2, 3, T, D), dtype)
+    scale, tol = D ** -0.5, TOL[np.dtype(dtype)]
     for shift, host_offset in ((None, 7), (cupy.asarray(np.uint64(1000)), 1007)):
-        o, lse = cuda.attention_forward(q, k, v, causal, 0.125, (0.25, 99, 7, shift))
-        ro, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, 0.125, (0.25, 99, host_offset, None))
+        o, lse = cuda.attention_forward(q, k, v, causal, scale, (0.25, 99, 7, shift))
+        ro, rlse = reference.attention_forward(f64(q), f64(k), f64(v), causal, scale, (0.25, 99, host_offset, None))
         close(o, ro, tol)
-        grads = cuda.attention_backward(do, q, k, v, o, lse, causal, 0.125, (0.25, 99, 7, shift))
-        for g, r in zip(grads, reference.attention_backward(f64(do), f64(q), f64(k), f64(v), f64(o), rlse, causal, 0.125,
+        close(lse, rlse, tol)
+        grads = cuda.attention_backward(do, q, k, v, o, lse, causal, scale, (0.25, 99, 7, shift))
+        for g, r in zip(grads, reference.attention_backward(f64(do), f64(q), f64(k), f64(v), f64(o), rlse, causal, scale,
                                                             (0.25, 99, host_offset, None))):
             close(g, r, 2 * tol)
+
+
+def _one_hot(B, H, n, D, c, dtype):
+    """(B, H, n, D) with a 1 at row c D + d, column d: picks rows c D.. c D + D - 1 of what it multiplies."""
+    return cupy.asarray(np.broadcast_to(np.eye(n, D, -c * D, dtype=np.float32), (B, H, n, D))).astype(dtype)
+
+
+@pytest.mark.parametrize("kernel", ["ours", "mma.sync"])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,S,D", DROPOUT_SHAPES[:4])
+def test_attention_dropout_draws_the_references_mask(monkeypatch, kernel, causal, dtype, T, S, D):
+    """Element by element: with q = 0 each visible probability is 1 / (keys visible), so
+    - V one-hot over keys cD..cD + D - 1: each output is one probability times its dropout factor, and
+      O's nonzeros are the mask reference.dropout draws over those keys;
+    - dO one-hot over queries: dV = (P Z)^T dO is the mask of those queries, transposed;
+    - K one-hot, V = 1: dQ = scale dS K is dS = P (dP Z - delta) of those keys, element by element."""
+    if kernel == "mma.sync" and dtype == np.float32:
+        pytest.skip("float32 runs the CUDA-core kernels either way")
+    monkeypatch.setenv("TINYLLM_CUDA_MMA_SYNC", "1" if kernel == "mma.sync" else "0")
+    B, H, scale, drop = 2, 3, D ** -0.5, (0.3, 2**40 + 17, 2**33 + 5, None)
+    keep = reference.dropout_uniforms(B * H * T * S, *drop[1:3]).reshape(B, H, T, S) >= np.float32(drop[0])
+    visible = (not causal) | (np.arange(S)[None, :] <= np.arange(T)[:, None] + S - T)
+    q, k, v, do = cupy.zeros((B, H, T, D), dtype), rand((B, H, S, D), dtype), rand((B, H, S, D), dtype), rand((B, H, T, D), dtype)
+    o, lse = cuda.attention_forward(q, k, v, causal, scale, drop)
+    kept, kept_t = np.zeros((B, H, T, S), bool), np.zeros((B, H, T, S), bool)
+    for c in range((S + D - 1) // D):
+        keys = slice(c * D, min(S, c * D + D))
+        picked, _ = cuda.attention_forward(q, k, _one_hot(B, H, S, D, c, dtype), causal, scale, drop)
+        kept[..., keys] = cupy.asnumpy(picked != 0)[..., :keys.stop - keys.start]
+    for c in range((T + D - 1) // D):
+        queries = slice(c * D, min(T, c * D + D))
+        _, _, dv = cuda.attention_backward(_one_hot(B, H, T, D, c, dtype), q, k, v, o, lse, causal, scale, drop)
+        kept_t[..., queries, :] = np.swapaxes(cupy.asnumpy(dv != 0), -1, -2)[..., :queries.stop - queries.start, :]
+    np.testing.assert_array_equal(kept, keep & visible)
+    np.testing.assert_array_equal(kept_t, keep & visible)
+    rtol = {np.dtype(np.float32): 1e-5, dtypes.bfloat16: 3e-2, np.dtype(np.float16): 5e-3}[np.dtype(dtype)]
+    ones = cupy.ones((B, H, S, D), dtype)
+    for c in range((S + D - 1) // D):
+        k1 = _one_hot(B, H, S, D, c, dtype)
+        o1, lse1 = cuda.attention_forward(q, k1, ones, causal, scale, drop)
+        dq, _, _ = cuda.attention_backward(do, q, k1, ones, o1, lse1, causal, scale, drop)
+        want, _, _ = reference.attention_backward(f64(do), f64(q), f64(k1), f64(ones), f64(o1), f64(lse1), causal, scale,
+                                                  drop)
+        np.testing.assert_allclose(f64(dq), want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+def test_attention_dropout_runs_our_kernels(monkeypatch):
+    """Dropout over a multiple of 4 keys never builds the T x S matrix of the CuPy fallback."""
+    def fallback(*args, **kwargs):
+        raise AssertionError("the CuPy fallback ran")
+
+    monkeypatch.setattr(cuda._fallback, "attention_forward", fallback)
+    monkeypatch.setattr(cuda._fallback, "attention_backward", fallback)
+    for dtype in DTYPES:
+        q = rand((1, 2, 64, 64), dtype)
+        o, lse = cuda.attention_forward(q, q, q, True, 0.125, (0.1, 3, 0, None))
+        cuda.attention_backward(q, q, q, q, o, lse, True, 0.125, (0.1, 3, 0, None))
 
 
 def test_attention_kernels_are_native():

@@ -358,13 +358,15 @@ def dropout(x, p, seed, offset, offset_shift=None):
 
 # ----------------------------------------------------------------------------------------------
 # attention: (B, H, T, D) tensors. Our kernels (cuda/attention.cu on the tensor cores for bfloat16
-# and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0; anything
-# else (float64, other head dims, mixed dtypes) and attention with dropout run the CuPy fallback,
-# which builds the T x S matrix.
+# and float16, cuda/attention_fp32.cu for float32) take head dims 64 and 128 and scale > 0, and
+# dropout where the number of keys is a multiple of 4; anything else (float64, other head dims,
+# mixed dtypes, dropout over other key counts) runs the CuPy fallback, which builds the T x S matrix.
 
-def _attention_code(name, scale, q, k, v, *more):
+def _attention_code(name, scale, dropout_args, q, k, v, *more):
     """The dtype code when our kernel `name` takes these tensors, else None."""
     if _cuda is None or not hasattr(_cuda, name) or not scale > 0 or q.ndim != 4:
+        return None
+    if dropout_args is not None and k.shape[2] % 4:
         return None
     if q.shape[-1] not in (64, 128) or k.shape[:2] != q.shape[:2] or k.shape[-1] != q.shape[-1] or k.shape != v.shape:
         return None
@@ -372,21 +374,29 @@ def _attention_code(name, scale, q, k, v, *more):
     return _CODES.get(kinds.pop()) if len(kinds) == 1 else None
 
 
+def _attention_dropout(dropout_args):
+    """The kernels' dropout arguments (p, its keep factor, seed, offset, shift pointer); p = 0 for none."""
+    if dropout_args is None:
+        return 0.0, 1.0, 0, 0, 0
+    p, seed, offset, offset_shift = dropout_args
+    return p, float(reference.dropout_scale(p)), seed, offset, _ptr(offset_shift)
+
+
 def attention_forward(q, k, v, causal, scale, dropout_args=None):
-    code = _attention_code("attention_forward", scale, q, k, v)
-    if code is None or dropout_args is not None:
+    code = _attention_code("attention_forward", scale, dropout_args, q, k, v)
+    if code is None:
         return _fallback.attention_forward(q, k, v, causal, scale, dropout_args)
     B, H, T, D = q.shape
     q, k, v = _c(q), _c(k), _c(v)
     o, lse = _empty(q.shape, q.dtype), _empty((B, H, T))
     _cuda.attention_forward(q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, B * H, T, k.shape[2], D,
-                            bool(causal), float(scale), code, _stream())
+                            bool(causal), float(scale), *_attention_dropout(dropout_args), code, _stream())
     return o, lse
 
 
 def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
-    code = _attention_code("attention_backward", scale, q, k, v, do, o)
-    if code is None or dropout_args is not None:
+    code = _attention_code("attention_backward", scale, dropout_args, q, k, v, do, o)
+    if code is None:
         return _fallback.attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args)
     B, H, T, D = q.shape
     do, q, k, v, o, lse = _c(do), _c(q), _c(k), _c(v), _c(o), _c(lse, F32)
@@ -394,7 +404,7 @@ def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
     scratch = cupy.empty(_cuda.attention_backward_scratch_floats(B * H, T, D), F32)
     _cuda.attention_backward(do.data.ptr, q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, dq.data.ptr,
                              dk.data.ptr, dv.data.ptr, scratch.data.ptr, B * H, T, k.shape[2], D, bool(causal),
-                             float(scale), code, _stream())
+                             float(scale), *_attention_dropout(dropout_args), code, _stream())
     return dq, dk, dv
 
 

@@ -1,0 +1,55 @@
+// Philox4x32-10 on the device, and what the kernels that drop out need of it. The definition is
+// tinyllm/backend/reference.py (philox4x32, dropout): element i of a tensor is kept where word i % 4
+// of Philox at counter offset + i // 4, under the key seed, is at least p (its top 24 bits over 2^24)
+// and is then multiplied by 1 / (1 - p). csrc/philox.h computes the same bits on the CPU.
+#pragma once
+#include "common.cuh"
+
+namespace tinyllm::cuda {
+
+// The four words of counter (lo, hi, 0, 0) under key (lo, hi) of seed.
+__device__ __forceinline__ uint4 philox4x32_10(uint64_t counter, uint64_t seed) {
+    uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+#pragma unroll
+    for (int round = 0; round < 10; round++) {
+        const uint32_t hi0 = __umulhi(c0, 0xD2511F53u), lo0 = c0 * 0xD2511F53u;
+        const uint32_t hi1 = __umulhi(c2, 0xCD9E8D57u), lo1 = c2 * 0xCD9E8D57u;
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return make_uint4(c0, c1, c2, c3);
+}
+
+__device__ __forceinline__ float keep_factor(uint32_t word, float p, float scale) {
+    return float(word >> 8) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
+}
+
+// Word i (0..3) of w, i known only at run time (selects, not local memory).
+__device__ __forceinline__ uint32_t word_of(const uint4& w, int i) {
+    return i & 2 ? (i & 1 ? w.w : w.z) : (i & 1 ? w.y : w.x);
+}
+
+// A 4 x 4 transpose across four lanes of a warp, lane m = 0..3 at lane + (m - its m) * STRIDE: lane
+// m holds the words of counter m, word i meant for lane i; each gets back word m of counters 0..3.
+// Round t swaps with lane m ^ t: this lane's word m ^ t for it, its word m for this lane.
+template <int STRIDE> __device__ __forceinline__ uint4 transpose4(const uint4& w, int m) {
+    uint32_t got[4];
+#pragma unroll
+    for (int t = 0; t < 4; t++) got[t] = __shfl_xor_sync(0xffffffffu, word_of(w, m ^ t), t * STRIDE);
+    const uint4 rounds = make_uint4(got[0], got[1], got[2], got[3]);  // round t brought counter m ^ t's word
+    return make_uint4(word_of(rounds, m), word_of(rounds, m ^ 1), word_of(rounds, m ^ 2), word_of(rounds, m ^ 3));
+}
+
+// Where an attention call's dropout draws from (kernels.h: AttentionDropout): its probabilities in
+// C order over (batch*head, T, S). For S a multiple of 4 (which the kernels require), keys 4c..4c+3
+// of row r of batch*head bh share the counter base + (bh T + r) S / 4 + c, and key j takes word j % 4.
+__device__ __forceinline__ uint64_t dropout_base(const AttentionDropout& d) {
+    return d.offset + (d.shift ? *reinterpret_cast<const uint64_t*>(d.shift) : 0);
+}
+
+}  // namespace tinyllm::cuda
