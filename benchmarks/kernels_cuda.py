@@ -311,20 +311,23 @@ def row_attention_forward(reps, D=64):
                tflop=2 * B * H * T * T * D / 1e12)
 
 
-def row_attention(reps, D=64):
+def row_attention(reps, D=64, dropout_p=0.0):
+    """fwd+bwd; with dropout_p > 0 both draw a dropout of the probabilities (ours from a fixed key, as
+    each step's draw costs the same; PyTorch's SDPA from its generator)."""
     q, k, v, do, scale = _attention_inputs(D)
     tq, tk, tv = (t(a).requires_grad_() for a in (q, k, v))
     tdo = t(do)
+    dropout_args = (dropout_p, 1234, 0, None) if dropout_p else None
 
     def ours():
-        o, lse = cuda.attention_forward(q, k, v, True, scale)
-        cuda.attention_backward(do, q, k, v, o, lse, True, scale)
+        o, lse = cuda.attention_forward(q, k, v, True, scale, dropout_args)
+        cuda.attention_backward(do, q, k, v, o, lse, True, scale, dropout_args)
 
     def theirs():  # fresh gradients each call, as ours: accumulating into .grad would add three passes
-        F.scaled_dot_product_attention(tq, tk, tv, is_causal=True).backward(tdo)
+        F.scaled_dot_product_attention(tq, tk, tv, is_causal=True, dropout_p=dropout_p).backward(tdo)
         tq.grad = tk.grad = tv.grad = None
 
-    name = f"attention fwd+bwd bf16 causal B16 H12 T1024 D{D}" + (
+    name = f"attention fwd+bwd bf16 causal B16 H12 T1024 D{D}" + (f" dropout {dropout_p}" if dropout_p else "") + (
         "" if "attention_backward" in cuda.native_kernels() else " (ours: bwd on CuPy)")
     return row(name, ours, theirs, reps, tflop=3.5 * 2 * B * H * T * T * D / 1e12)
 
@@ -347,7 +350,7 @@ ROWS = {
     "matmul": [lambda r, layer=layer, p=p, i=i: row_matmul(r, layer, p, i) for layer in LINEARS for p in PASSES
                for i in ("ours", "cublaslt")],
     "attention": [row_attention_forward, row_attention, lambda r: row_attention_forward(r, 128),
-                  lambda r: row_attention(r, 128)],
+                  lambda r: row_attention(r, 128), lambda r: row_attention(r, 64, 0.1), lambda r: row_attention(r, 128, 0.1)],
 }
 
 

@@ -4,6 +4,7 @@
     python benchmarks/train.py --preset small --steps 10
     python benchmarks/train.py --device cuda                    # GPU: gpt2 (124M), small, medium; bfloat16 autocast
     python benchmarks/train.py --device cuda --dtype float16    # float16 autocast with loss scaling (GradScaler)
+    python benchmarks/train.py --device cuda --dropout 0.1      # both models with dropout (nanoGPT's places)
 
 A step is what the training loop does: zero the gradients, forward with the loss, backward, clip the
 global gradient norm to 1.0, and one AdamW step; in float16, through each library's GradScaler (the
@@ -71,9 +72,9 @@ def synchronizer(device):
     return lambda: (cupy.cuda.Device().synchronize(), torch.cuda.synchronize())
 
 
-def bench(preset, device, dtype, steps, warmup, cuda_graph=False, torch_compile=False):
+def bench(preset, device, dtype, steps, warmup, cuda_graph=False, torch_compile=False, dropout=0.0):
     batch_size, overrides = PRESETS[preset]
-    config = GPTConfig.from_preset(preset, **overrides)
+    config = GPTConfig.from_preset(preset, **overrides, dropout=dropout)
     ours = GPT(config)
     theirs = TorchGPT(config)
     theirs.load_state_dict({k: torch.tensor(v.data) for k, v in ours.state_dict().items()})
@@ -115,7 +116,7 @@ def bench(preset, device, dtype, steps, warmup, cuda_graph=False, torch_compile=
     ours_s, torch_s = statistics.median(times["ours"]), statistics.median(times["torch"])
     return {"preset": preset, "device": device, "dtype": DTYPES[dtype],
             "cuda_graph": cuda_graph, "peer": "torch.compile" if torch_compile else "torch eager",
-            "batch_size": batch_size, "block_size": config.block_size, "n_layer": config.n_layer,
+            "dropout": dropout, "batch_size": batch_size, "block_size": config.block_size, "n_layer": config.n_layer,
             "n_embd": config.n_embd, "n_head": config.n_head, "vocab_size": config.vocab_size,
             "parameters": ours.num_parameters(), "ours_ms": 1e3 * ours_s, "torch_ms": 1e3 * torch_s,
             "ours_tokens_per_s": tokens / ours_s, "torch_tokens_per_s": tokens / torch_s, "ratio": torch_s / ours_s,
@@ -133,6 +134,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--cuda-graph", action="store_true", help="capture our whole step in a CUDA graph (tinyllm.cuda_graph)")
     parser.add_argument("--torch-compile", action="store_true", help="the peer is torch.compile(model) instead of eager")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout of both models (default 0)")
     parser.add_argument("--out", help="default: benchmarks/results/train.json, or train_cuda.json for the GPU")
     args = parser.parse_args()
     dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
@@ -149,11 +151,11 @@ def main():
         fallbacks = [name for name in cpu.CONTRACT if name not in cuda.native_kernels()]
         print(f"GPU: {torch.cuda.get_device_name()}; cupy {cuda.cupy.__version__}; GEMM {cuda.GEMM}; "
               f"kernels on the CuPy fallback: {', '.join(fallbacks) or 'none'}")
-    print(f"dtype: {DTYPES[dtype]}; ours {'captured in a CUDA graph' if args.cuda_graph else 'eager'}; "
+    print(f"dtype: {DTYPES[dtype]}; dropout {args.dropout}; ours {'captured in a CUDA graph' if args.cuda_graph else 'eager'}; "
           f"peer: {'torch.compile' if args.torch_compile else 'torch eager'}\n")
     print(f"{'preset':<8} {'config':<26} {'ours ms':>9} {'torch ms':>9} {'ours tok/s':>11} {'torch tok/s':>12} {'ours/torch':>11}")
     for preset in args.preset or DEFAULT_PRESETS[args.device]:
-        row = bench(preset, args.device, dtype, args.steps, args.warmup, args.cuda_graph, args.torch_compile)
+        row = bench(preset, args.device, dtype, args.steps, args.warmup, args.cuda_graph, args.torch_compile, args.dropout)
         rows.append(row)
         config = f"d{row['n_embd']} L{row['n_layer']} H{row['n_head']} T{row['block_size']} B{row['batch_size']}"
         print(f"{preset:<8} {config:<26} {row['ours_ms']:>9.1f} {row['torch_ms']:>9.1f} {row['ours_tokens_per_s']:>11,.0f} "

@@ -29,6 +29,7 @@ class TorchGPT(torch.nn.Module):
         c, F = self.c, torch.nn.functional
         B, T = idx.shape
         nh, nkv, hd = c.n_head, c.n_kv_head, c.n_embd // c.n_head
+        p = c.dropout if self.training else 0.0  # where tinyllm's GPT drops: embeddings, attention, both residual branches
         x = self.transformer.wte(idx)
         if c.pos_encoding == "learned":
             x = x + self.transformer.wpe(torch.arange(T, device=idx.device))
@@ -37,20 +38,21 @@ class TorchGPT(torch.nn.Module):
                                  c.rope_theta ** (-torch.arange(0, hd, 2, dtype=torch.float64, device=idx.device) / hd))
             cos, sin = torch.cat([angles.cos()] * 2, -1).float(), torch.cat([angles.sin()] * 2, -1).float()
             rope = lambda t: t * cos + torch.cat([-t[..., hd // 2:], t[..., :hd // 2]], -1) * sin
+        x = F.dropout(x, p)
         for blk in self.transformer.h:
             qkv = blk.attn.c_attn(blk.ln_1(x)).view(B, T, nh + 2 * nkv, hd).transpose(1, 2)
             q, k, v = qkv.split([nh, nkv, nkv], dim=1)
             if c.pos_encoding == "rope":
                 q, k = rope(q), rope(k)
             k, v = k.repeat_interleave(nh // nkv, dim=1), v.repeat_interleave(nh // nkv, dim=1)
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, c.n_embd)
-            x = x + blk.attn.c_proj(y)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True).transpose(1, 2).reshape(B, T, c.n_embd)
+            x = x + F.dropout(blk.attn.c_proj(y), p)
             h = blk.mlp.c_fc(blk.ln_2(x))
             if c.mlp == "swiglu":
                 gate, up = h.split(c.mlp_hidden, dim=-1)
                 h = F.silu(gate) * up
             else:
                 h = F.gelu(h, approximate="tanh")
-            x = x + blk.mlp.c_proj(h)
+            x = x + F.dropout(blk.mlp.c_proj(h), p)
         logits = self.lm_head(self.transformer.ln_f(x))
         return logits, F.cross_entropy(logits.view(B * T, -1), targets.view(-1), ignore_index=-100)
