@@ -303,11 +303,13 @@ def _attention_inputs(D):
 # Causal attention FLOPs: the forward's two T x T x D products (S = QK^T, O = PV) over half the
 # scores, 2·B·H·T²·D; the backward's five (S recomputed, dV, dP, dQ, dK) are 2.5 times that, so
 # fwd+bwd counts 3.5 times the forward (FlashAttention's count, and GPU-FACTS.md's).
-def row_attention_forward(reps, D=64):
+def row_attention_forward(reps, D=64, dropout_p=0.0):
     q, k, v, _, scale = _attention_inputs(D)
     tq, tk, tv = t(q), t(k), t(v)
-    return row(f"attention fwd bf16 causal B16 H12 T1024 D{D}", lambda: cuda.attention_forward(q, k, v, True, scale),
-               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True), reps,
+    dropout_args = (dropout_p, 1234, 0, None) if dropout_p else None
+    return row(f"attention fwd bf16 causal B16 H12 T1024 D{D}" + (f" dropout {dropout_p}" if dropout_p else ""),
+               lambda: cuda.attention_forward(q, k, v, True, scale, dropout_args),
+               lambda: F.scaled_dot_product_attention(tq, tk, tv, is_causal=True, dropout_p=dropout_p), reps,
                tflop=2 * B * H * T * T * D / 1e12)
 
 
@@ -350,7 +352,8 @@ ROWS = {
     "matmul": [lambda r, layer=layer, p=p, i=i: row_matmul(r, layer, p, i) for layer in LINEARS for p in PASSES
                for i in ("ours", "cublaslt")],
     "attention": [row_attention_forward, row_attention, lambda r: row_attention_forward(r, 128),
-                  lambda r: row_attention(r, 128), lambda r: row_attention(r, 64, 0.1), lambda r: row_attention(r, 128, 0.1)],
+                  lambda r: row_attention(r, 128), lambda r: row_attention_forward(r, 64, 0.1), lambda r: row_attention(r, 64, 0.1),
+                  lambda r: row_attention_forward(r, 128, 0.1), lambda r: row_attention(r, 128, 0.1)],
 }
 
 

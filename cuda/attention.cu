@@ -250,15 +250,16 @@ __device__ __forceinline__ void online_softmax(float (&s)[R], float (&row_max)[2
 template <int R>
 __device__ __forceinline__ void drop_probabilities(float (&x)[R], const AttentionDropout& drop, uint64_t counter, int n0, int qd) {
     const bool odd = qd & 1;
+    const uint32_t threshold = keep_threshold(drop.p);
 #pragma unroll
     for (int j = 0; j < R / 4; j++) {
         const uint4 w = philox4x32_10(counter + (n0 + 8 * j + 2 * qd) / 4, drop.seed);
         const uint32_t a = __shfl_xor_sync(0xffffffffu, odd ? w.x : w.z, 1);  // row + 8's words 0, 1 (to the even
         const uint32_t b = __shfl_xor_sync(0xffffffffu, odd ? w.y : w.w, 1);  // lane), row's words 2, 3 (to the odd)
-        x[4 * j] *= keep_factor(odd ? a : w.x, drop.p, drop.scale);
-        x[4 * j + 1] *= keep_factor(odd ? b : w.y, drop.p, drop.scale);
-        x[4 * j + 2] *= keep_factor(odd ? w.z : a, drop.p, drop.scale);
-        x[4 * j + 3] *= keep_factor(odd ? w.w : b, drop.p, drop.scale);
+        x[4 * j] *= keep_factor(odd ? a : w.x, threshold, drop.scale);
+        x[4 * j + 1] *= keep_factor(odd ? b : w.y, threshold, drop.scale);
+        x[4 * j + 2] *= keep_factor(odd ? w.z : a, threshold, drop.scale);
+        x[4 * j + 3] *= keep_factor(odd ? w.w : b, threshold, drop.scale);
     }
 }
 
@@ -271,8 +272,9 @@ __device__ __forceinline__ void dropout_factors_t(float (&z)[4], const Attention
     const int m = g % 4, h = m / 2, c = m % 2;
     const uint64_t counter = base + uint64_t(bhT + m0 + 8 * j + 2 * qd + c) * (S / 4) + (key0 + g - m + 8 * h) / 4;
     const uint4 mine = transpose4<4>(philox4x32_10(counter, drop.seed), m);
-    z[0] = keep_factor(mine.x, drop.p, drop.scale), z[1] = keep_factor(mine.y, drop.p, drop.scale);
-    z[2] = keep_factor(mine.z, drop.p, drop.scale), z[3] = keep_factor(mine.w, drop.p, drop.scale);
+    const uint32_t threshold = keep_threshold(drop.p);
+    z[0] = keep_factor(mine.x, threshold, drop.scale), z[1] = keep_factor(mine.y, threshold, drop.scale);
+    z[2] = keep_factor(mine.z, threshold, drop.scale), z[3] = keep_factor(mine.w, threshold, drop.scale);
 }
 
 // O = acc / (the quad's row sum) for the thread's rows below T, and lse = max * scale + log(sum).

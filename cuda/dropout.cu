@@ -13,11 +13,12 @@ template <typename T, bool VEC>
 __global__ void dropout_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, float p, float scale,
                                uint64_t seed, uint64_t offset, const uint64_t* __restrict__ shift) {
     const uint64_t base = offset + (shift ? *shift : 0);
+    const uint32_t threshold = keep_threshold(p);
     const int64_t counters = (n + 3) / 4;
     for (int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < counters; b += int64_t(gridDim.x) * blockDim.x) {
         const uint4 r = philox4x32_10(base + uint64_t(b), seed);
-        const float m[4] = {keep_factor(r.x, p, scale), keep_factor(r.y, p, scale), keep_factor(r.z, p, scale),
-                            keep_factor(r.w, p, scale)};
+        const float m[4] = {keep_factor(r.x, threshold, scale), keep_factor(r.y, threshold, scale),
+                            keep_factor(r.z, threshold, scale), keep_factor(r.w, threshold, scale)};
         if (VEC) {
             float v[4];
             load<T, 4>(x + 4 * b, v);

@@ -25,8 +25,12 @@ __device__ __forceinline__ uint4 philox4x32_10(uint64_t counter, uint64_t seed) 
     return make_uint4(c0, c1, c2, c3);
 }
 
-__device__ __forceinline__ float keep_factor(uint32_t word, float p, float scale) {
-    return float(word >> 8) * (1.0f / 16777216.0f) >= p ? scale : 0.0f;
+// The uniform of a word is its top 24 bits over 2^24, kept where >= p: in integers, where the top 24
+// bits are >= keep_threshold(p) = ceil(p 2^24) (exact: p 2^24 is a float32 scaled by a power of 2).
+__device__ __forceinline__ uint32_t keep_threshold(float p) { return uint32_t(ceilf(p * 16777216.0f)); }
+
+__device__ __forceinline__ float keep_factor(uint32_t word, uint32_t threshold, float scale) {
+    return word >> 8 >= threshold ? scale : 0.0f;
 }
 
 // Word i (0..3) of w, i known only at run time (selects, not local memory).
