@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const float* __restri
 #pragma unroll
             for (int i = 0; i < D / 32; i++) acc[r][i] *= corr;
         }
-        if (DROPOUT) {  // O sums the dropped probabilities; l, the row's normaliser, the kept ones
+        if constexpr (DROPOUT) {  // O sums the dropped probabilities; l, the row's normaliser, the kept ones
             float z[kRows];
             row_dropout(z, drop, base, bh, T, S, row0, n0);
 #pragma unroll
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) backward_dq_kernel(const float* __re
         float s[kRows], dp[kRows];
         dots<D>(s, sQ + warp * kRows * LD, sK);
         dots<D>(dp, sdO + warp * kRows * LD, sV);
-        if (DROPOUT) {  // dP = (dO V^T) Z
+        if constexpr (DROPOUT) {  // dP = (dO V^T) Z
             float z[kRows];
             row_dropout(z, drop, base, bh, T, S, row0, n0);
 #pragma unroll
@@ -239,7 +239,7 @@ __global__ void __launch_bounds__(kThreads) backward_dkv_kernel(const float* __r
         dots<D>(p, sK + warp * kRows * LD, sQ);
         dots<D>(ds, sV + warp * kRows * LD, sdO);
         float z[kRows] = {1.0f, 1.0f, 1.0f, 1.0f};  // dropout's factors of keys key0..key0 + 3: one counter
-        if (DROPOUT) {
+        if constexpr (DROPOUT) {
             const uint4 w = philox4x32_10(base + uint64_t(bh * T + m0 + lane) * (S / 4) + key0 / 4, drop.seed);
             const uint32_t threshold = keep_threshold(drop.p);
             z[0] = keep_factor(w.x, threshold, drop.scale), z[1] = keep_factor(w.y, threshold, drop.scale);
