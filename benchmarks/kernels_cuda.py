@@ -295,6 +295,24 @@ def row_matmul(reps, layer="qkv", pas="fwd", impl="ours"):
     return r
 
 
+def row_linear(reps, layer="fc", fused=True):
+    """A linear layer's forward with its bias, x W^T + b, against F.linear (cuBLASLt with the bias in
+    its epilogue); fused=False adds our bias after the GEMM (add_bias_), as before the epilogue."""
+    out_f, in_f = LINEARS[layer]
+    x, w, b = rand((N, in_f), BF16), rand((out_f, in_f), BF16), rand((out_f,), BF16)
+    tx, tw, tb = t(x), t(w), t(b)
+
+    def ours():
+        if fused:
+            return cuda.matmul(x, w, trans_b=True, bias=b)
+        y = cuda.matmul(x, w, trans_b=True)
+        cuda.add_bias_(y, b)
+        return y
+
+    return row(f"linear fwd bf16 {layer} {N}x{out_f}x{in_f} bias {'in the epilogue' if fused else 'after'}", ours,
+               lambda: F.linear(tx, tw, tb), reps, tflop=2 * N * out_f * in_f / 1e12)
+
+
 def _attention_inputs(D):
     q, k, v, do = (rand((B, H, T, D), BF16) for _ in range(4))
     return q, k, v, do, D ** -0.5
@@ -351,6 +369,7 @@ ROWS = {
     "rope": [row_rope],
     "matmul": [lambda r, layer=layer, p=p, i=i: row_matmul(r, layer, p, i) for layer in LINEARS for p in PASSES
                for i in ("ours", "cublaslt")],
+    "linear": [lambda r, layer=layer, f=f: row_linear(r, layer, f) for layer in ("qkv", "fc", "fc-proj") for f in (True, False)],
     "attention": [row_attention_forward, row_attention, lambda r: row_attention_forward(r, 128),
                   lambda r: row_attention(r, 128), lambda r: row_attention_forward(r, 64, 0.1), lambda r: row_attention(r, 64, 0.1),
                   lambda r: row_attention_forward(r, 128, 0.1), lambda r: row_attention(r, 128, 0.1)],

@@ -123,8 +123,9 @@ bool matmul_wgmma_available();
 bool matmul_wgmma(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, uintptr_t workspace,
                   int64_t workspace_bytes, uintptr_t stream);
 bool have_cublaslt();
-void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
-                     int64_t workspace_bytes, uintptr_t stream);
+// bias: 0, or N values of T (16-byte aligned) added to every row of C, in the GEMM's epilogue.
+void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t bias, const GemmShape& s, DType dt,
+                     uintptr_t workspace, int64_t workspace_bytes, uintptr_t stream);
 
 // attention.cu: q, o, dout, dq (BH, T, D), k, v, dk, dv (BH, S, D), all T (float32, bfloat16 or float16),
 // D 64 or 128, scale > 0; lse (BH, T) float32. scratch holds attention_backward_scratch_floats(BH, T, D).

@@ -7,6 +7,11 @@
 // A plan (descriptors and the heuristic's algorithm) is made once per shape, dtype and operand
 // alignment and kept; the workspace comes from the caller (CuPy's pool). One handle, for the
 // device current at the first call. Built only where setup.py finds cuBLASLt (TINYLLM_CUBLASLT).
+//
+// With a bias (a linear layer's, one per column of row-major C), the GEMM adds it in its epilogue
+// (CUBLASLT_EPILOGUE_BIAS): column-major C^T has one row per output feature, which is the axis
+// cuBLASLt's bias runs along, so the bias is added while C's tile is still in registers instead of
+// by a second pass over C.
 #include "common.cuh"
 
 #ifdef TINYLLM_CUBLASLT
@@ -54,10 +59,16 @@ cublasLtMatrixLayout_t layout(cudaDataType_t type, int64_t rows, int64_t cols, i
     return l;
 }
 
-Plan make_plan(const GemmShape& s, DType dt, uint32_t align_a, uint32_t align_b, uint32_t align_c, int64_t ws_bytes) {
+Plan make_plan(const GemmShape& s, DType dt, uint32_t align_a, uint32_t align_b, uint32_t align_c, int64_t ws_bytes,
+               bool bias) {
     const cudaDataType_t type = dt == DType::f32 ? CUDA_R_32F : dt == DType::bf16 ? CUDA_R_16BF : CUDA_R_16F;
     Plan p;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    if (bias) {  // the bias has C's dtype; its pointer is set at each call
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof(type)));
+    }
     const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)));
@@ -88,25 +99,28 @@ Plan make_plan(const GemmShape& s, DType dt, uint32_t align_a, uint32_t align_b,
 
 bool have_cublaslt() { return true; }
 
-void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, DType dt, uintptr_t workspace,
-                     int64_t workspace_bytes, uintptr_t stream) {
+void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t bias, const GemmShape& s, DType dt,
+                     uintptr_t workspace, int64_t workspace_bytes, uintptr_t stream) {
     if (s.batch == 0 || s.M == 0 || s.N == 0) return;
     if (dt != DType::f32 && dt != DType::bf16 && dt != DType::f16)
         throw std::invalid_argument("matmul_cublaslt: float32, bfloat16 or float16");
     static std::mutex lock;
+    if (bias != 0 && bias % 16 != 0) throw std::invalid_argument("matmul_cublaslt: the bias must be 16-byte aligned");
     static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int, uint32_t,
-                               uint32_t, uint32_t, int64_t>,
+                               uint32_t, uint32_t, int64_t, bool>,
                     Plan>
         plans;
     const uint32_t aa = alignment(a), ab = alignment(b), ac = alignment(c);
     const auto key = std::make_tuple(s.batch, s.M, s.N, s.K, s.trans_a, s.trans_b, s.stride_a, s.stride_b, s.stride_c,
-                                     int(dt), aa, ab, ac, workspace_bytes);
-    const Plan* plan;
-    {
-        std::lock_guard<std::mutex> guard(lock);
-        auto it = plans.find(key);
-        if (it == plans.end()) it = plans.emplace(key, make_plan(s, dt, aa, ab, ac, workspace_bytes)).first;
-        plan = &it->second;
+                                     int(dt), aa, ab, ac, workspace_bytes, bias != 0);
+    // Held until the call is queued: a plan's descriptor carries this call's bias pointer.
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = plans.find(key);
+    if (it == plans.end()) it = plans.emplace(key, make_plan(s, dt, aa, ab, ac, workspace_bytes, bias != 0)).first;
+    const Plan* plan = &it->second;
+    if (bias != 0) {
+        const void* pointer = reinterpret_cast<const void*>(bias);
+        CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, sizeof(pointer)));
     }
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_CHECK(cublasLtMatmul(handle(), plan->desc, &alpha, (const void*)b, plan->first, (const void*)a, plan->second,
@@ -120,7 +134,7 @@ void matmul_cublaslt(uintptr_t a, uintptr_t b, uintptr_t c, const GemmShape& s, 
 
 namespace tinyllm::cuda {
 bool have_cublaslt() { return false; }
-void matmul_cublaslt(uintptr_t, uintptr_t, uintptr_t, const GemmShape&, DType, uintptr_t, int64_t, uintptr_t) {
+void matmul_cublaslt(uintptr_t, uintptr_t, uintptr_t, uintptr_t, const GemmShape&, DType, uintptr_t, int64_t, uintptr_t) {
     throw std::runtime_error("tinyllm._cuda was built without cuBLASLt");
 }
 }  // namespace tinyllm::cuda

@@ -137,10 +137,10 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("matmul_wgmma_available", &matmul_wgmma_available);
     m.def("have_cublaslt", &have_cublaslt);
     m.def("matmul_cublaslt", [](uintptr_t a, uintptr_t b, uintptr_t c, int64_t batch, int64_t M, int64_t N, int64_t K,
-                                bool ta, bool tb, int64_t sa, int64_t sb, int64_t sc, int dt, uintptr_t workspace,
-                                int64_t workspace_bytes, uintptr_t stream) {
-        matmul_cublaslt(a, b, c, gemm_shape(batch, M, N, K, ta, tb, sa, sb, sc), dtype(dt), workspace, workspace_bytes,
-                        stream);
+                                bool ta, bool tb, int64_t sa, int64_t sb, int64_t sc, int dt, uintptr_t bias,
+                                uintptr_t workspace, int64_t workspace_bytes, uintptr_t stream) {
+        matmul_cublaslt(a, b, c, bias, gemm_shape(batch, M, N, K, ta, tb, sa, sb, sc), dtype(dt), workspace,
+                        workspace_bytes, stream);
     });
 
     // dropout: (p, scale, seed, offset, shift) as dropout's arguments, p = 0 for none.

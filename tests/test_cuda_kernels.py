@@ -226,6 +226,21 @@ def test_matmul(monkeypatch, gemm, dtype, case):
     close(cuda.matmul(a, b, ta, tb), reference.matmul(f64(a), f64(b), ta, tb), TOL[np.dtype(dtype)])
 
 
+# A linear layer's bias: in cuBLASLt's epilogue for one GEMM over the rows of a (the forward's x @ w^T),
+# added after the product elsewhere (our GEMM, batched products).
+@pytest.mark.parametrize("gemm", ["cublaslt", "ours"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb,ta,tb", [((2, 3, 129, 64), (72, 64), False, True), ((2056, 200), (2312, 200), False, True),
+                                         ((17, 33), (33, 9), False, False), ((5, 72, 48), (5, 200, 48), False, True)])
+def test_matmul_with_bias(monkeypatch, gemm, dtype, sa, sb, ta, tb):
+    monkeypatch.setattr(cuda, "GEMM", gemm)
+    a, b = rand(sa, dtype), rand(sb, dtype)
+    N = sb[-2] if tb else sb[-1]
+    bias = rand((N,), dtype, scale=10.0)  # large, so that a bias added twice or not at all shows
+    want = reference.matmul(f64(a), f64(b), ta, tb, f64(bias))
+    close(cuda.matmul(a, b, ta, tb, bias), want, TOL[np.dtype(dtype)])
+
+
 # Attention: our kernels serve float32 (CUDA cores, exact expf: 2e-5 like every float32 kernel) and
 # bfloat16 / float16 (tensor cores: P and dS are rounded to the storage type before their matrix
 # products, so about one rounding step of relative error: bf16 2^-8, fp16 2^-11; 1e-2 and 2e-3 for

@@ -76,6 +76,18 @@ def test_matmul_batched_and_broadcast(batch_a, batch_b, trans_a, trans_b):
     check(*operands(rng, 19, 40, 33, trans_a, trans_b, batch_a, batch_b), trans_a, trans_b)
 
 
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_matmul_adds_a_bias_to_every_row(trans_a, trans_b):
+    """A linear layer's y = x W^T + b: the bias (N,) on every row of C, batched or not."""
+    rng = np.random.default_rng(3)
+    a, b = operands(rng, 37, 48, 23, trans_a, trans_b, batch_a=(3,))
+    bias = rng.standard_normal(23).astype(np.float32)
+    np.testing.assert_allclose(cpu.matmul(a, b, trans_a, trans_b, bias), cpu.matmul(a, b, trans_a, trans_b) + bias,
+                               rtol=1e-6, atol=1e-6)
+    want = reference.matmul(a.astype(np.float64), b.astype(np.float64), trans_a, trans_b) + bias
+    np.testing.assert_allclose(reference.matmul(a.astype(np.float64), b.astype(np.float64), trans_a, trans_b, bias), want)
+
+
 def test_matmul_many_small_matrices():
     """A batch large enough that the kernel gives one matrix to each thread."""
     rng = np.random.default_rng(3)

@@ -67,25 +67,29 @@ def _rows(x):
 # matmul
 
 
-def matmul(a, b, trans_a=False, trans_b=False):
+def matmul(a, b, trans_a=False, trans_b=False, bias=None):
     kernel = _kernel("matmul", a, b)
     if kernel is None or a.ndim < 2 or b.ndim < 2:
-        return reference.matmul(a, b, trans_a, trans_b)
+        return reference.matmul(a, b, trans_a, trans_b, bias)
     M, K = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
     N = b.shape[-2] if trans_b else b.shape[-1]
     if b.ndim == 2 and not trans_a:
         # (..., M, K) @ (K, N): one GEMM over all rows of a.
         c = _empty((int(np.prod(a.shape[:-1])), N))
         kernel(np.ascontiguousarray(a).reshape(1, -1, K), np.ascontiguousarray(b)[None], c[None], False, trans_b)
-        return c.reshape(*a.shape[:-1], N)
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:])).reshape(-1, *a.shape[-2:])
-    b_shared = b.ndim == 2
-    b3 = np.ascontiguousarray(b)[None] if b_shared else \
-        np.ascontiguousarray(np.broadcast_to(b, batch + b.shape[-2:])).reshape(-1, *b.shape[-2:])
-    c = _empty((a3.shape[0], M, N))
-    kernel(a3, b3, c, trans_a, trans_b)
-    return c.reshape(*batch, M, N)
+        c = c.reshape(*a.shape[:-1], N)
+    else:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a3 = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:])).reshape(-1, *a.shape[-2:])
+        b_shared = b.ndim == 2
+        b3 = np.ascontiguousarray(b)[None] if b_shared else \
+            np.ascontiguousarray(np.broadcast_to(b, batch + b.shape[-2:])).reshape(-1, *b.shape[-2:])
+        c = _empty((a3.shape[0], M, N))
+        kernel(a3, b3, c, trans_a, trans_b)
+        c = c.reshape(*batch, M, N)
+    if bias is not None:
+        add_bias_(c, bias)
+    return c
 
 
 # ----------------------------------------------------------------------------------------------

@@ -128,10 +128,18 @@ def _batched(x, batch):
     return x, x.shape[-1] * x.shape[-2]
 
 
-def matmul(a, b, trans_a=False, trans_b=False):
+def _biased(c, bias):
+    if bias is not None:
+        add_bias_(c, bias)
+    return c
+
+
+def matmul(a, b, trans_a=False, trans_b=False, bias=None):
+    """With a bias (N,) of C's dtype over one GEMM (2-D b, a not transposed), cuBLASLt adds it in its
+    epilogue; otherwise add_bias_ adds it after the product."""
     code = _code("matmul", a, b)
     if code is None or a.ndim < 2 or b.ndim < 2:
-        return _fallback.matmul(a, b, trans_a, trans_b)
+        return _biased(_fallback.matmul(a, b, trans_a, trans_b), bias)
     M, K = (a.shape[-1], a.shape[-2]) if trans_a else (a.shape[-2], a.shape[-1])
     Kb, N = (b.shape[-1], b.shape[-2]) if trans_b else (b.shape[-2], b.shape[-1])
     if K != Kb:
@@ -148,11 +156,13 @@ def matmul(a, b, trans_a=False, trans_b=False):
     ws = _workspace()
     if GEMM == "ours" and _cuda.matmul_supported(*args):
         _cuda.matmul(*args, ws.data.ptr, ws.nbytes, _stream())
-    elif _cuda.have_cublaslt():
-        _cuda.matmul_cublaslt(*args, ws.data.ptr, ws.nbytes, _stream())
-    else:
-        return _fallback.matmul(a, b, trans_a, trans_b)
-    return c
+        return _biased(c, bias)
+    if not _cuda.have_cublaslt():
+        return _biased(_fallback.matmul(a, b, trans_a, trans_b), bias)
+    epilogue = (bias is not None and batch == 1 and bias.dtype == c.dtype and bias.shape == (N,)
+                and bias.flags.c_contiguous and bias.data.ptr % 16 == 0)
+    _cuda.matmul_cublaslt(*args, bias.data.ptr if epilogue else 0, ws.data.ptr, ws.nbytes, _stream())
+    return c if epilogue else _biased(c, bias)
 
 
 def cast(x, dtype):

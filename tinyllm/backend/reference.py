@@ -30,17 +30,20 @@ def compute_dtype(dtype):
 # matmul
 
 
-def matmul(a, b, trans_a=False, trans_b=False):
-    """C = op(A) @ op(B), batched over leading axes (broadcast as in np.matmul).
+def matmul(a, b, trans_a=False, trans_b=False, bias=None):
+    """C = op(A) @ op(B) (+ bias on every row), batched over leading axes (broadcast as in np.matmul).
 
     op(X) is X or X transposed over its last two axes. A backward pass needs the transposed forms:
-    for C = A @ B, dA = dC @ B^T and dB = A^T @ dC.
+    for C = A @ B, dA = dC @ B^T and dB = A^T @ dC. bias (N,): a linear layer's, y = x W^T + b.
     """
     if trans_a:
         a = np.swapaxes(a, -1, -2)
     if trans_b:
         b = np.swapaxes(b, -1, -2)
-    return np.matmul(a, b)
+    c = np.matmul(a, b)
+    if bias is not None:
+        add_bias_(c, bias)
+    return c
 
 
 def contiguous(x):
