@@ -229,7 +229,7 @@ class Run(Trainer):
         if not self.config.cuda_graph:
             return super().train_step()
         lr = self.scheduled_lr()
-        windows = np.stack([next(self.loader) for _ in range(self.grad_accum)])
+        windows = self.next_windows()
         if self.windows is None:  # the first step after a start or resume runs eagerly: it allocates the optimizer state
             self.windows = self.on_device(windows)
             loss, norm = self.step_on_windows()
@@ -251,9 +251,13 @@ class Run(Trainer):
         self.optimizer.step()
         return loss, norm
 
+    def next_windows(self):
+        """The step's grad_accum micro-batches of random windows: (grad_accum, batch, block_size + 1) ids."""
+        return np.stack([next(self.loader) for _ in range(self.grad_accum)])
+
     def forward_backward(self):
         """grad_accum micro-batches of random windows, each loss divided by grad_accum."""
-        windows = np.stack([next(self.loader) for _ in range(self.grad_accum)])
+        windows = self.next_windows()
         loss = self.accumulate_gradients(self.on_device(windows))
         return {"loss": loss.item(), "tokens": windows[:, :, 1:].size}
 

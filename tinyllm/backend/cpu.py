@@ -245,20 +245,7 @@ def silu_backward(dy, x):
     return dx
 
 
-def dropout(x, p, seed, offset, offset_shift=None):
-    kernel = _kernel("dropout", x)
-    if kernel is None:
-        return reference.dropout(x, p, seed, offset, offset_shift)
-    y = _empty(x.shape)
-    kernel(np.ascontiguousarray(x).reshape(-1), p, reference.dropout_scale(p), seed, offset, y.reshape(-1))
-    return y
-
-
-# ----------------------------------------------------------------------------------------------
-# attention: (B, H, T, D) tensors
-
-
-def _dropout_flags(dropout_args):
+def _dropout_kernel_args(dropout_args):
     """The kernels' dropout arguments (p, scale, seed, offset) from the contract's (p, seed, offset, shift);
     the shift, a device counter of captured CUDA graphs, never comes with host arrays."""
     if dropout_args is None:
@@ -267,13 +254,26 @@ def _dropout_flags(dropout_args):
     return float(p), float(reference.dropout_scale(p)), seed, offset
 
 
+def dropout(x, p, seed, offset, offset_shift=None):
+    kernel = _kernel("dropout", x)
+    if kernel is None:
+        return reference.dropout(x, p, seed, offset, offset_shift)
+    y = _empty(x.shape)
+    kernel(np.ascontiguousarray(x).reshape(-1), *_dropout_kernel_args((p, seed, offset, offset_shift)), y.reshape(-1))
+    return y
+
+
+# ----------------------------------------------------------------------------------------------
+# attention: (B, H, T, D) tensors
+
+
 def attention_forward(q, k, v, causal, scale, dropout_args=None):
     kernel = _kernel("attention_forward", q, k, v)
     if kernel is None:
         return reference.attention_forward(q, k, v, causal, scale, dropout_args)
     o, lse = _empty(q.shape[:-1] + v.shape[-1:]), _empty(q.shape[:-1])
     kernel(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), bool(causal), float(scale), o, lse,
-           *_dropout_flags(dropout_args))
+           *_dropout_kernel_args(dropout_args))
     return o, lse
 
 
@@ -283,7 +283,7 @@ def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
         return reference.attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args)
     dq, dk, dv = _empty(q.shape), _empty(k.shape), _empty(v.shape)
     c = np.ascontiguousarray
-    kernel(c(do), c(q), c(k), c(v), c(o), c(lse), bool(causal), float(scale), dq, dk, dv, *_dropout_flags(dropout_args))
+    kernel(c(do), c(q), c(k), c(v), c(o), c(lse), bool(causal), float(scale), dq, dk, dv, *_dropout_kernel_args(dropout_args))
     return dq, dk, dv
 
 

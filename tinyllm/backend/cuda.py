@@ -354,6 +354,15 @@ def silu_backward(dy, x):
     return _fallback.silu_backward(dy, x) if dx is None else dx
 
 
+def _dropout_kernel_args(dropout_args):
+    """The kernels' dropout arguments (p, its keep factor, seed, offset, shift pointer) from the contract's
+    (p, seed, offset, shift); p = 0 for none."""
+    if dropout_args is None:
+        return 0.0, 1.0, 0, 0, 0
+    p, seed, offset, offset_shift = dropout_args
+    return p, float(reference.dropout_scale(p)), seed, offset, _ptr(offset_shift)
+
+
 def dropout(x, p, seed, offset, offset_shift=None):
     """offset_shift, when given, is a 0-d uint64 device array the kernel adds to offset (a captured step's)."""
     code = _code("dropout", x)
@@ -361,8 +370,8 @@ def dropout(x, p, seed, offset, offset_shift=None):
         return _fallback.dropout(x, p, seed, offset, offset_shift)
     xc = _c(x)
     y = _empty(x.shape, x.dtype)
-    _cuda.dropout(xc.data.ptr, y.data.ptr, x.size, p, float(reference.dropout_scale(p)), seed, offset,
-                  _ptr(offset_shift), code, _stream())
+    _cuda.dropout(xc.data.ptr, y.data.ptr, x.size, *_dropout_kernel_args((p, seed, offset, offset_shift)), code,
+                  _stream())
     return y
 
 
@@ -384,14 +393,6 @@ def _attention_code(name, scale, dropout_args, q, k, v, *more):
     return _CODES.get(kinds.pop()) if len(kinds) == 1 else None
 
 
-def _attention_dropout(dropout_args):
-    """The kernels' dropout arguments (p, its keep factor, seed, offset, shift pointer); p = 0 for none."""
-    if dropout_args is None:
-        return 0.0, 1.0, 0, 0, 0
-    p, seed, offset, offset_shift = dropout_args
-    return p, float(reference.dropout_scale(p)), seed, offset, _ptr(offset_shift)
-
-
 def attention_forward(q, k, v, causal, scale, dropout_args=None):
     code = _attention_code("attention_forward", scale, dropout_args, q, k, v)
     if code is None:
@@ -400,7 +401,7 @@ def attention_forward(q, k, v, causal, scale, dropout_args=None):
     q, k, v = _c(q), _c(k), _c(v)
     o, lse = _empty(q.shape, q.dtype), _empty((B, H, T))
     _cuda.attention_forward(q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, B * H, T, k.shape[2], D,
-                            bool(causal), float(scale), *_attention_dropout(dropout_args), code, _stream())
+                            bool(causal), float(scale), *_dropout_kernel_args(dropout_args), code, _stream())
     return o, lse
 
 
@@ -414,7 +415,7 @@ def attention_backward(do, q, k, v, o, lse, causal, scale, dropout_args=None):
     scratch = cupy.empty(_cuda.attention_backward_scratch_floats(B * H, T, D), F32)
     _cuda.attention_backward(do.data.ptr, q.data.ptr, k.data.ptr, v.data.ptr, o.data.ptr, lse.data.ptr, dq.data.ptr,
                              dk.data.ptr, dv.data.ptr, scratch.data.ptr, B * H, T, k.shape[2], D, bool(causal),
-                             float(scale), *_attention_dropout(dropout_args), code, _stream())
+                             float(scale), *_dropout_kernel_args(dropout_args), code, _stream())
     return dq, dk, dv
 
 
