@@ -313,6 +313,16 @@ def row_linear(reps, layer="fc", fused=True):
                lambda: F.linear(tx, tw, tb), reps, tflop=2 * N * out_f * in_f / 1e12)
 
 
+def row_linear_param_grads(reps, layer="fc"):
+    """A linear layer's weight and bias gradients, dy^T x and the column sums of dy (our GEMM, then
+    sum_rows), against PyTorch's (a GEMM, then a sum, as F.linear's backward)."""
+    out_f, in_f = LINEARS[layer]
+    dy, x = rand((N, out_f), BF16), rand((N, in_f), BF16)
+    tdy, tx = t(dy), t(x)
+    return row(f"linear dW+db bf16 {layer} {N}x{out_f}x{in_f}", lambda: (cuda.matmul(dy, x, trans_a=True), cuda.sum_rows(dy)),
+               lambda: (tdy.t() @ tx, tdy.sum(0)), reps, tflop=2 * N * out_f * in_f / 1e12)
+
+
 def _attention_inputs(D):
     q, k, v, do = (rand((B, H, T, D), BF16) for _ in range(4))
     return q, k, v, do, D ** -0.5
@@ -369,7 +379,8 @@ ROWS = {
     "rope": [row_rope],
     "matmul": [lambda r, layer=layer, p=p, i=i: row_matmul(r, layer, p, i) for layer in LINEARS for p in PASSES
                for i in ("ours", "cublaslt")],
-    "linear": [lambda r, layer=layer, f=f: row_linear(r, layer, f) for layer in ("qkv", "fc", "fc-proj") for f in (True, False)],
+    "linear": [lambda r, layer=layer, f=f: row_linear(r, layer, f) for layer in ("qkv", "fc", "fc-proj") for f in (True, False)]
+              + [lambda r, layer=layer: row_linear_param_grads(r, layer) for layer in ("qkv", "fc", "fc-proj")],
     "attention": [row_attention_forward, row_attention, lambda r: row_attention_forward(r, 128),
                   lambda r: row_attention(r, 128), lambda r: row_attention_forward(r, 64, 0.1), lambda r: row_attention(r, 64, 0.1),
                   lambda r: row_attention_forward(r, 128, 0.1), lambda r: row_attention(r, 128, 0.1)],

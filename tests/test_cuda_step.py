@@ -78,6 +78,15 @@ def test_cast_is_astype_bit_for_bit(shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0,), (3, 17), (70001,)])
+def test_cast_to_the_same_dtype_is_a_new_copy(dtype, shape):
+    x = rand(shape, dtype, 100.0)
+    y = cuda.cast(x, dtype)
+    assert y.dtype == x.dtype and y.shape == x.shape and (x.size == 0 or y.data.ptr != x.data.ptr)
+    np.testing.assert_array_equal(cupy.asnumpy(y), cupy.asnumpy(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 2), (3, 17, 8), (2, 3, 17, 64), (1, 4, 33, 128)])
 def test_rope_forward_and_backward(dtype, shape):
     """Against the reference and a rotate_half RoPE written in PyTorch (as Hugging Face's Llama)."""

@@ -156,7 +156,10 @@ class IndexedGrad:
 
 def _upcast(array):
     """The array in the dtype its backend computes in: float32 for half storage on the CPU, while the
-    CUDA backend takes bfloat16 as it is (its kernels accumulate in float32 themselves)."""
+    CUDA backend takes bfloat16 as it is (its kernels accumulate in float32 themselves). Every other
+    dtype is computed as stored everywhere (asked for every array of every op, so that comes first)."""
+    if array.dtype not in dtypes._HALF:
+        return array
     wanted = backend.for_array(array).compute_dtype(array.dtype)
     return array if wanted == array.dtype else array.astype(wanted)
 

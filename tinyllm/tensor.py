@@ -166,7 +166,7 @@ class Tensor:
 
     def _accumulate_grad(self, g):
         if self.grad is None:
-            self.grad = Tensor._wrap(g.astype(self.dtype, copy=True))
+            self.grad = Tensor._wrap(backend.for_array(g).cast(g, self.dtype))  # a copy: g may be shared
         else:
             self.grad.data += g
 

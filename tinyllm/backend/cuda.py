@@ -109,7 +109,7 @@ def _ptr(x):
 
 def _workspace():
     """The GEMMs' scratch space (cuBLASLt's, and our split-K's), one per device, from CuPy's pool."""
-    dev = cupy.cuda.Device().id
+    dev = cupy.cuda.runtime.getDevice()
     if dev not in _workspace.buffers:
         _workspace.buffers[dev] = cupy.empty(_WORKSPACE_BYTES, np.uint8)
     return _workspace.buffers[dev]
@@ -146,11 +146,11 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
         raise ValueError(f"matmul: inner dimensions differ, {a.shape} and {b.shape} (trans {trans_a}, {trans_b})")
     if b.ndim == 2 and not trans_a:  # (..., M, K) @ (K, N): one GEMM over all rows of a
         (a3, sa), (b3, sb) = (_c(a), 0), (_c(b), 0)
-        batch, rows, shape = 1, int(np.prod(a.shape[:-1])), (*a.shape[:-1], N)
+        batch, rows, shape = 1, math.prod(a.shape[:-1]), (*a.shape[:-1], N)
     else:
         lead = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
         (a3, sa), (b3, sb) = _batched(a, lead), _batched(b, lead)
-        batch, rows, shape = int(np.prod(lead)), M, (*lead, M, N)
+        batch, rows, shape = math.prod(lead), M, (*lead, M, N)
     c = _empty(shape, a.dtype)
     args = (a3.data.ptr, b3.data.ptr, c.data.ptr, batch, rows, N, K, trans_a, trans_b, sa, sb, rows * N, code)
     ws = _workspace()
@@ -166,8 +166,17 @@ def matmul(a, b, trans_a=False, trans_b=False, bias=None):
 
 
 def cast(x, dtype):
-    src, dst = _CODES.get(x.dtype), _CODES.get(np.dtype(dtype))
-    if _cuda is None or src is None or dst is None or src == dst or not x.flags.c_contiguous:
+    """A new array: our cast kernel between float32/bfloat16/float16, a device-to-device copy when the
+    dtype stays (queued in a few microseconds, where CuPy's astype takes ~20), else CuPy's astype."""
+    dtype = np.dtype(dtype)
+    if not x.flags.c_contiguous:
+        return x.astype(dtype, copy=True)
+    if x.dtype == dtype:
+        y = _empty(x.shape, dtype)
+        y.data.copy_from_device_async(x.data, x.nbytes)
+        return y
+    src, dst = _CODES.get(x.dtype), _CODES.get(dtype)
+    if _cuda is None or src is None or dst is None:
         return x.astype(dtype, copy=True)
     y = _empty(x.shape, dtype)
     _cuda.cast(x.data.ptr, y.data.ptr, x.size, src, dst, _stream())
