@@ -271,10 +271,7 @@ __device__ __forceinline__ void dropout_factors_t(float (&z)[4], const Attention
                                                   int S, int key0, int m0, int j, int g, int qd) {
     const int m = g % 4, h = m / 2, c = m % 2;
     const uint64_t counter = base + uint64_t(bhT + m0 + 8 * j + 2 * qd + c) * (S / 4) + (key0 + g - m + 8 * h) / 4;
-    const uint4 mine = transpose4<4>(philox4x32_10(counter, drop.seed), m);
-    const uint32_t threshold = keep_threshold(drop.p);
-    z[0] = keep_factor(mine.x, threshold, drop.scale), z[1] = keep_factor(mine.y, threshold, drop.scale);
-    z[2] = keep_factor(mine.z, threshold, drop.scale), z[3] = keep_factor(mine.w, threshold, drop.scale);
+    keep_factors(z, transpose4<4>(philox4x32_10(counter, drop.seed), m), drop);
 }
 
 // O = acc / (the quad's row sum) for the thread's rows below T, and lse = max * scale + log(sum).

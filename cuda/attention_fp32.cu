@@ -76,10 +76,7 @@ __device__ __forceinline__ void row_dropout(float (&z)[kRows], const AttentionDr
                                             int S, int row0, int n0) {
     const int lane = threadIdx.x % 32, m = lane % 4;
     const uint4 w = philox4x32_10(base + uint64_t(bh * T + row0 + m) * (S / 4) + (n0 + lane) / 4, drop.seed);
-    const uint4 mine = transpose4<1>(w, m);  // word m (this lane's key) of the counters of rows row0..row0 + 3
-    const uint32_t threshold = keep_threshold(drop.p);
-    z[0] = keep_factor(mine.x, threshold, drop.scale), z[1] = keep_factor(mine.y, threshold, drop.scale);
-    z[2] = keep_factor(mine.z, threshold, drop.scale), z[3] = keep_factor(mine.w, threshold, drop.scale);
+    keep_factors(z, transpose4<1>(w, m), drop);  // word m (this lane's key) of the counters of rows row0..row0 + 3
 }
 
 // Whether query `qi` may see key `kj` (both inside their sequences).
@@ -239,12 +236,8 @@ __global__ void __launch_bounds__(kThreads) backward_dkv_kernel(const float* __r
         dots<D>(p, sK + warp * kRows * LD, sQ);
         dots<D>(ds, sV + warp * kRows * LD, sdO);
         float z[kRows] = {1.0f, 1.0f, 1.0f, 1.0f};  // dropout's factors of keys key0..key0 + 3: one counter
-        if constexpr (DROPOUT) {
-            const uint4 w = philox4x32_10(base + uint64_t(bh * T + m0 + lane) * (S / 4) + key0 / 4, drop.seed);
-            const uint32_t threshold = keep_threshold(drop.p);
-            z[0] = keep_factor(w.x, threshold, drop.scale), z[1] = keep_factor(w.y, threshold, drop.scale);
-            z[2] = keep_factor(w.z, threshold, drop.scale), z[3] = keep_factor(w.w, threshold, drop.scale);
-        }
+        if constexpr (DROPOUT)
+            keep_factors(z, philox4x32_10(base + uint64_t(bh * T + m0 + lane) * (S / 4) + key0 / 4, drop.seed), drop);
 #pragma unroll
         for (int r = 0; r < kRows; r++) {  // dS = P (dP Z - delta); dV takes P Z
             p[r] = visible(m0 + lane, key0 + r, T, S, causal) ? expf(p[r] * scale - sL[lane]) : 0.0f;

@@ -33,6 +33,13 @@ __device__ __forceinline__ float keep_factor(uint32_t word, uint32_t threshold, 
     return word >> 8 >= threshold ? scale : 0.0f;
 }
 
+// The factors z[i] of the four elements whose words are w (word i for element i) under an attention's dropout.
+__device__ __forceinline__ void keep_factors(float (&z)[4], const uint4& w, const AttentionDropout& drop) {
+    const uint32_t threshold = keep_threshold(drop.p);
+    z[0] = keep_factor(w.x, threshold, drop.scale), z[1] = keep_factor(w.y, threshold, drop.scale);
+    z[2] = keep_factor(w.z, threshold, drop.scale), z[3] = keep_factor(w.w, threshold, drop.scale);
+}
+
 // Word i (0..3) of w, i known only at run time (selects, not local memory).
 __device__ __forceinline__ uint32_t word_of(const uint4& w, int i) {
     return i & 2 ? (i & 1 ? w.w : w.z) : (i & 1 ? w.y : w.x);
